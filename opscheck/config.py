@@ -1,0 +1,226 @@
+"""Load and validate the TOML config (`opscheck.toml`), the suite's public interface.
+
+Every key has the maintenance guide's value as its default, so a file names only
+what differs. `${NAME}` inside a string is taken from the environment, so secrets
+never sit in the file. Any problem raises `ConfigError` with one line naming the
+file and the key; the plugin turns it into pytest's usage error (exit code 4).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ENV_VAR = "OPSCHECK_CONFIG"
+DEFAULT_NAME = "opscheck.toml"
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+class ConfigError(Exception):
+    """A config that must stop the run before any check; the text is one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class Service(_Section):
+    base_url: str = "http://127.0.0.1:8000"
+    timeout_s: float = Field(10, gt=0)
+    generate_smoke: bool = True
+    user: str = "app"
+    timezone: str = ""
+
+
+class Paths(_Section):
+    app_dir: str = "/app"
+    env_file: str = ""
+    app_log: str = ""
+    access_log: str = ""
+    backup_dir: str = "/backups/kakao-template"
+    chroma_dir: str = ""
+    template_data: str = ""
+    requirements: str = ""
+    osv_dir: str = ""
+    logrotate_conf: str = "/etc/logrotate.d/kakao-template"
+    temp_dirs: list[str] = ["/tmp"]
+    disk_mounts: list[str] = ["/"]
+    key_registry: str = "/secure/api_keys.json"
+    attestations_dir: str = "attestations"
+
+    @model_validator(mode="after")
+    def _below_app_dir(self) -> Paths:
+        """Paths left empty default to their place below `app_dir`."""
+        below = {
+            "env_file": ".env",
+            "app_log": "logs/app.log",
+            "chroma_dir": "chroma_db",
+            "template_data": "data/kakao_template_vectordb_data.json",
+            "requirements": "requirements.txt",
+        }
+        for key, rel in below.items():
+            if not getattr(self, key):
+                object.__setattr__(self, key, str(Path(self.app_dir) / rel))
+        return self
+
+
+class Thresholds(_Section):
+    cpu_percent: float = Field(80, ge=0)
+    memory_percent: float = Field(85, ge=0)
+    disk_percent: float = Field(90, ge=0)
+    error_rate_percent: float = Field(1.0, ge=0)
+    avg_response_ms: float = Field(3000, ge=0)
+    p95_response_ms: float = Field(5000, ge=0)
+    slow_request_ms: float = Field(5000, ge=0)
+    backup_max_age_hours: float = Field(24, ge=0)
+    backup_retention_days: int = Field(30, ge=0)
+    rto_hours: float = Field(4, ge=0)
+    availability_percent: float = Field(99.9, ge=0, le=100)
+    min_compliance_score: float = Field(80, ge=0, le=100)
+    llm_calls_per_day: int = Field(10000, ge=0)
+    key_max_age_days: int = Field(90, ge=0)
+    tls_min_days: int = Field(14, ge=0)
+    cache_hit_ratio: float = Field(0.5, ge=0, le=1)
+    cache_idle_days: int = Field(30, ge=0)
+    temp_file_max_age_days: int = Field(7, ge=0)
+
+
+class Redis(_Section):
+    url: str = ""
+    ttl_policy: dict[str, int] = {
+        "policy:*": 3600,
+        "template:*": 1800,
+        "analysis:*": 900,
+        "temp:*": 300,
+    }
+
+
+class Load(_Section):
+    users: int = Field(10, ge=1)
+    spawn_rate: float = Field(2, gt=0)
+    duration_s: float = Field(60, gt=0)
+    max_error_percent: float = Field(1.0, ge=0)
+    min_rps: float = Field(0.0, ge=0)
+    workers: int = Field(0, ge=0)
+
+
+class Hosts(_Section):
+    targets: list[str] = ["local://"]
+    cpu_sample_s: float = Field(3.0, gt=0, le=60)
+
+
+class Reports(_Section):
+    dir: str = "reports"
+
+
+class History(_Section):
+    url: str = "sqlite:///reports/history.sqlite"
+
+
+class Alerts(_Section):
+    urls: list[str] = []
+
+
+class Config(_Section):
+    service: Service = Service()
+    paths: Paths = Paths()
+    thresholds: Thresholds = Thresholds()
+    redis: Redis = Redis()
+    load: Load = Load()
+    hosts: Hosts = Hosts()
+    reports: Reports = Reports()
+    history: History = History()
+    alerts: Alerts = Alerts()
+
+
+class Loaded(BaseModel):
+    """A validated config and where it came from (path None: built-in defaults)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: Config
+    path: Path | None
+    sha256: str | None
+
+
+def find_path(cli_path: str | None, cwd: Path) -> Path | None:
+    """The config file to read: --ops-config, then $OPSCHECK_CONFIG, then ./opscheck.toml."""
+    if cli_path:
+        return Path(cli_path).expanduser()
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    local = cwd / DEFAULT_NAME
+    return local if local.is_file() else None
+
+
+def load(path: Path | None, overrides: dict[str, dict[str, Any]] | None = None) -> Loaded:
+    """Read, expand and validate the config file; `overrides` come from the command line."""
+    raw: dict[str, Any] = {}
+    digest = None
+    if path is not None:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
+        digest = hashlib.sha256(data).hexdigest()
+        try:
+            raw = tomllib.loads(data.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not UTF-8 text") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    raw = _expand(raw, path, ())
+    for section, values in (overrides or {}).items():
+        if not isinstance(raw.get(section, {}), dict):
+            continue
+        raw.setdefault(section, {}).update(values)
+    try:
+        config = Config.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path)) from None
+    return Loaded(config=config, path=path.resolve() if path else None, sha256=digest)
+
+
+def _expand(value: Any, path: Path | None, loc: tuple[str, ...]) -> Any:
+    """Replace `${NAME}` in every string with the environment's value."""
+    if isinstance(value, dict):
+        return {k: _expand(v, path, (*loc, k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, path, loc) for v in value]
+    if not isinstance(value, str):
+        return value
+
+    def sub(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name not in os.environ:
+            raise ConfigError(f"{path}: {_where(loc)}: environment variable {name} is not set")
+        return os.environ[name]
+
+    return _ENV_REF.sub(sub, value)
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    keys = [str(k) for k in loc if not isinstance(k, int)]
+    if len(keys) >= 2:
+        return f"[{keys[0]}] {'.'.join(keys[1:])}"
+    return f"[{keys[0]}]" if keys else "top level"
+
+
+def _describe(exc: ValidationError, path: Path | None) -> str:
+    """One line for the first problem, naming the file and the key."""
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    source = path or "built-in config"
+    if err["type"] == "extra_forbidden":
+        return f"{source}: {_where(loc)}: unknown key"
+    got = err.get("input")
+    # Strings may hold an expanded secret: name their type, never their text.
+    shown = repr(got) if isinstance(got, int | float | bool) else f"a {type(got).__name__}"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{source}: {_where(loc)}: {err['msg'].lower()}, got {shown}{more}"

@@ -1,0 +1,198 @@
+"""The pytest side of opscheck: options, config, cadence rules, fixtures, reports.
+
+Registered through the `pytest11` entry point, so `--ops-config PATH` is known as
+early as pytest allows. It stays inert outside a suite whose ini sets
+`opscheck_suite = true`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from opscheck import config as cfgmod
+from opscheck import rootdir
+from opscheck.evidence import Recorder
+from opscheck.outcomes import CADENCES
+from opscheck.probes.host import LocalHost, ProbeError, host_for, host_label
+from opscheck.report import RunState, check_meta, is_check
+
+STATE = pytest.StashKey[RunState]()
+RECORDER = pytest.StashKey[Recorder]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("opscheck", "opscheck (maintenance checks)")
+    group.addoption(
+        "--ops-config",
+        dest="ops_config",
+        metavar="PATH",
+        help="config file (default: $OPSCHECK_CONFIG, then ./opscheck.toml, then built-in)",
+    )
+    group.addoption("--base-url", dest="ops_base_url", metavar="URL", help="service.base_url")
+    group.addoption("--reports-dir", dest="ops_reports_dir", metavar="DIR", help="reports.dir")
+    parser.addini("opscheck_suite", "this rootdir is an opscheck suite", type="bool", default=False)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(
+    early_config: pytest.Config, parser: pytest.Parser, args: list[str]
+) -> None:
+    rootdir.repin(early_config, args)
+
+
+def _active(config: pytest.Config) -> bool:
+    return bool(config.getini("opscheck_suite"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    if not _active(config) or not _is_check_run(config):
+        return
+    overrides: dict[str, dict[str, str]] = {}
+    if config.option.ops_base_url:
+        overrides["service"] = {"base_url": config.option.ops_base_url}
+    if config.option.ops_reports_dir:
+        overrides["reports"] = {"dir": config.option.ops_reports_dir}
+    try:
+        path = cfgmod.find_path(config.option.ops_config, config.invocation_params.dir)
+        loaded = cfgmod.load(path, overrides)
+    except cfgmod.ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    state = RunState.start(config, loaded)
+    config.stash[STATE] = state
+    config.option.htmlpath = str(state.paths.html)
+    config.option.self_contained_html = True
+    config.option.xmlpath = str(state.paths.xml)
+    config.pluginmanager.register(state, "opscheck-run")
+
+
+def _is_check_run(config: pytest.Config) -> bool:
+    """True when the run's paths reach into checks/ or loadtests/ (not the suite's own tests)."""
+    root = config.rootpath
+    suites = [root / "checks", root / "loadtests"]
+    for arg in config.args:
+        path = Path(arg.split("::", 1)[0])
+        path = (config.invocation_params.dir / path).resolve()
+        for suite in suites:
+            if path == suite or suite in path.parents or path in suite.parents:
+                return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """Every check carries exactly one cadence, a guide line and a unique id."""
+    if not _active(config):
+        return
+    problems = []
+    seen: dict[str, str] = {}
+    for item in items:
+        if not is_check(item):
+            continue
+        cadences = [m.name for m in item.iter_markers() if m.name in CADENCES]
+        meta = check_meta(item)
+        if len(set(cadences)) != 1:
+            have = ", ".join(sorted(set(cadences))) or "none"
+            problems.append(f"{item.nodeid}: a check needs exactly one cadence marker, has {have}")
+        if not meta.guide_line:
+            problems.append(f"{item.nodeid}: a check needs a docstring naming its guide line")
+        where = str(item.path)
+        if seen.setdefault(meta.id, where) != where:
+            problems.append(f"{item.nodeid}: check id {meta.id!r} is also defined in {seen[meta.id]}")
+    if problems:
+        raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Hosts and mounts become parameters at collection, so each is its own row."""
+    state = metafunc.config.stash.get(STATE, None)
+    conf = state.loaded.config if state else cfgmod.Config()
+    if "host_spec" in metafunc.fixturenames:
+        specs = conf.hosts.targets
+        metafunc.parametrize("host_spec", specs, ids=[host_label(s) for s in specs])
+    if "mount" in metafunc.fixturenames:
+        mounts = _watched_mounts(conf)
+        metafunc.parametrize("mount", mounts, ids=mounts)
+
+
+def _watched_mounts(conf: cfgmod.Config) -> list[str]:
+    """`disk_mounts` plus the mounts of the app and backup dirs, each once."""
+    paths = [*conf.paths.disk_mounts, conf.paths.app_dir, conf.paths.backup_dir]
+    if all(host_label(s) == "local" for s in conf.hosts.targets):
+        local = LocalHost()
+        paths = [local.mount_of(p) for p in paths]
+    return list(dict.fromkeys(paths))
+
+
+@pytest.fixture
+def cfg(request: pytest.FixtureRequest) -> cfgmod.Config:
+    """The run's validated config."""
+    state = request.config.stash.get(STATE, None)
+    if state is None:
+        return cfgmod.load(None).config
+    return state.loaded.config
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Recorder:
+    """Where a check records what it measured; it lands in the HTML and JSON reports."""
+    recorder = Recorder()
+    request.node.stash[RECORDER] = recorder
+    return recorder
+
+
+@pytest.fixture
+def host(host_spec: str):
+    """The host under check (parametrized over `[hosts] targets`)."""
+    try:
+        return host_for(host_spec)
+    except ProbeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    outcome = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not _active(item.config) or not is_check(item):
+        return
+    recorder = item.stash.get(RECORDER, None)
+    state = item.config.stash.get(STATE, None)
+    if state is not None:
+        state.annotate(item, report, recorder.items if recorder else [])
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    state = config.stash.get(STATE, None)
+    if state is None:
+        return None
+    return [f"opscheck: {line}" for line in state.header_lines()]
+
+
+def pytest_html_results_table_header(cells: list[str]) -> None:
+    cells.insert(1, '<th class="sortable" data-column-type="check">Check (guide line)</th>')
+    cells.insert(3, "<th>Evidence</th>")
+
+
+def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -> None:
+    from opscheck.report import html_cells
+
+    check_cell, evidence_cell = html_cells(report)
+    cells.insert(1, check_cell)
+    cells.insert(3, evidence_cell)
+
+
+def pytest_html_report_title(report) -> None:
+    report.title = "opscheck: AlimTalk template service maintenance checks"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_metadata(metadata: dict, config: pytest.Config) -> None:
+    """The report header: target, config file and hash, host, suite version."""
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        metadata.update(state.metadata())

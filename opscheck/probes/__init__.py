@@ -1,0 +1,1 @@
+"""Probes measure what *is* and return values with units; they never judge."""

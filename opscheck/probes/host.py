@@ -1,0 +1,123 @@
+"""A host's resources and files: CPU, memory, disks, file modes and owners.
+
+`LocalHost` reads this machine with psutil and os.stat. A remote host (testinfra's
+ssh://, docker:// ...) slots in as another class with the same methods, chosen by
+`host_for(spec)`; until one exists, a remote spec answers with a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+
+class ProbeError(Exception):
+    """A value could not be measured; the text says why, in one line."""
+
+
+@dataclass(frozen=True)
+class DiskUsage:
+    mount: str
+    space_percent: float
+    inodes_percent: float | None  # None: the file system has no inode limit (btrfs, tmpfs nr_inodes=0)
+    free_bytes: int
+
+
+@dataclass(frozen=True)
+class FileState:
+    path: str
+    exists: bool
+    is_dir: bool = False
+    mode: int = 0  # permission bits, e.g. 0o600
+    owner: str = ""
+    error: str = ""  # why it could not be read, when it could not
+
+    @property
+    def mode_text(self) -> str:
+        return f"{self.mode:03o}"
+
+
+class LocalHost:
+    """This machine."""
+
+    name = "local"
+
+    def cpu_percent(self, sample_s: float) -> float:
+        """CPU busy % over all cores, sampled over `sample_s` seconds."""
+        return float(psutil.cpu_percent(interval=sample_s))
+
+    def memory_percent(self) -> float:
+        """Memory in use (total less available), % of total."""
+        return float(psutil.virtual_memory().percent)
+
+    def mount_of(self, path: str) -> str:
+        """The mount point holding `path` (or its nearest existing ancestor)."""
+        p = Path(path).absolute()
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        p = p.resolve()
+        while not os.path.ismount(p):
+            p = p.parent
+        return str(p)
+
+    def disk_usage(self, path: str) -> DiskUsage:
+        """Space and inode use of the file system holding `path`."""
+        mount = self.mount_of(path)
+        try:
+            st = os.statvfs(mount)
+        except OSError as exc:
+            raise ProbeError(f"cannot stat file system {mount}: {exc.strerror}") from None
+        used = (st.f_blocks - st.f_bfree) * st.f_frsize
+        usable = used + st.f_bavail * st.f_frsize  # as df: root's reserve excluded
+        space = 100.0 * used / usable if usable else 0.0
+        inodes = None
+        if st.f_files:
+            inodes_used = st.f_files - st.f_ffree
+            inodes = 100.0 * inodes_used / (inodes_used + st.f_favail or 1)
+        return DiskUsage(mount, round(space, 2), _round(inodes), st.f_bavail * st.f_frsize)
+
+    def file(self, path: str) -> FileState:
+        """Mode, owner and kind of `path`, without following a final symlink's target's rights."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return FileState(path, exists=False, error="does not exist")
+        except OSError as exc:
+            return FileState(path, exists=False, error=exc.strerror or str(exc))
+        return FileState(
+            path,
+            exists=True,
+            is_dir=stat.S_ISDIR(st.st_mode),
+            mode=stat.S_IMODE(st.st_mode),
+            owner=_user_name(st.st_uid),
+        )
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def host_for(spec: str) -> LocalHost:
+    """The host behind a testinfra-style spec; only `local://` is implemented so far."""
+    if spec in ("local://", "local", ""):
+        return LocalHost()
+    raise ProbeError(f"host {spec!r}: remote hosts are not supported yet (only local://)")
+
+
+def host_label(spec: str) -> str:
+    """A short, stable id for a host spec: local, app@10.0.0.5, ..."""
+    if spec in ("local://", "local", ""):
+        return "local"
+    return spec.split("://", 1)[-1].split("?", 1)[0]

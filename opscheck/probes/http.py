@@ -1,0 +1,83 @@
+"""HTTP probes: one request, timed from the client side, never raising."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+
+@dataclass
+class HttpResult:
+    url: str  # credentials removed, safe to print
+    status: int | None = None  # None: no HTTP answer at all
+    elapsed_ms: float = 0.0  # client-side, connect to last byte
+    body: Any = None  # the parsed JSON, or None
+    headers: dict[str, str] = field(default_factory=dict)
+    error: str = ""  # why there was no usable answer
+
+    @property
+    def answered(self) -> bool:
+        return self.status is not None
+
+
+def redact(url: str) -> str:
+    """The URL without user and password."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def get_json(base_url: str, path: str, timeout_s: float) -> HttpResult:
+    """GET `base_url + path`; the whole answer must arrive within `timeout_s`."""
+    url = base_url.rstrip("/") + path
+    result = HttpResult(redact(url))
+    start = time.perf_counter()
+    try:
+        with requests.get(url, timeout=(timeout_s, timeout_s), stream=True) as resp:
+            content = _read_within(resp, start + timeout_s)
+            result.status = resp.status_code
+            result.headers = dict(resp.headers)
+    except requests.Timeout:
+        result.error = f"no answer within {timeout_s:g} s"
+    except requests.ConnectionError as exc:
+        result.error = f"cannot connect: {_root_cause(exc)}"
+    except requests.RequestException as exc:
+        result.error = f"request failed: {_root_cause(exc)}"
+    except TimeoutError:
+        result.error = f"answer not complete within {timeout_s:g} s"
+    result.elapsed_ms = (time.perf_counter() - start) * 1000.0
+    if result.status is not None:
+        try:
+            result.body = json.loads(content)
+        except ValueError:
+            result.body = None
+    return result
+
+
+def _read_within(resp: requests.Response, deadline: float) -> bytes:
+    """The body, read in chunks so a trickling server cannot stretch the deadline."""
+    chunks = []
+    for chunk in resp.iter_content(65536):
+        chunks.append(chunk)
+        if time.perf_counter() > deadline:
+            raise TimeoutError
+    return b"".join(chunks)
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason, e.g. 'Connection refused', without URLs or secrets."""
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    text = str(exc.args[-1] if exc.args else exc)
+    for marker in ("] ", ": "):
+        if marker in text and "Errno" in text:
+            text = text.split(marker, 1)[1]
+    return text.strip("'\" ")[:200] or type(exc).__name__

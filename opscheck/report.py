@@ -1,0 +1,273 @@
+"""What a run writes: the HTML, JUnit XML and JSON triple, never overwriting.
+
+`<reports.dir>/<label>/<UTC stamp>.{html,xml,json}`; pytest-html writes the HTML,
+pytest's junitxml the XML, this module the JSON (schema in docs/contracts.md) and
+the check columns of the HTML table.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import socket
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opscheck import __version__
+from opscheck.config import Loaded
+from opscheck.evidence import Evidence, fmt
+from opscheck.outcomes import CADENCES
+from opscheck.probes.http import redact
+
+CHECK_ROOTS = ("checks", "loadtests")
+
+
+def label_for(markexpr: str) -> str:
+    """The marker expression made filename-safe: 'daily or weekly' -> 'daily-or-weekly'."""
+    label = re.sub(r"[^a-z0-9]+", "-", markexpr.lower()).strip("-")
+    return label or "all"
+
+
+@dataclass(frozen=True)
+class ReportPaths:
+    stem: Path  # <dir>/<label>/<stamp>, without suffix
+
+    @property
+    def html(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".html")
+
+    @property
+    def xml(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".xml")
+
+    @property
+    def json(self) -> Path:
+        return self.stem.with_name(self.stem.name + ".json")
+
+
+def reserve(directory: Path, now: datetime) -> ReportPaths:
+    """Claim a stem no earlier run used, by creating its JSON file exclusively."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = now.strftime("%Y%m%dT%H%M%SZ")
+    for n in range(1, 10_000):
+        paths = ReportPaths(directory / (base if n == 1 else f"{base}-{n}"))
+        if paths.html.exists() or paths.xml.exists():
+            continue
+        try:
+            fd = os.open(paths.json, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            continue
+        with os.fdopen(fd, "w") as f:
+            json.dump({"suite_version": __version__, "status": "running"}, f)
+        return paths
+    raise pytest.UsageError(f"no free report name left in {directory} for {base}")
+
+
+@dataclass(frozen=True)
+class CheckMeta:
+    id: str
+    guide_line: str
+    cadence: str
+    severity: str
+
+
+def is_check(item: pytest.Item) -> bool:
+    try:
+        rel = item.path.relative_to(item.config.rootpath)
+    except ValueError:
+        return False
+    return bool(rel.parts) and rel.parts[0] in CHECK_ROOTS
+
+
+def check_meta(item: pytest.Item) -> CheckMeta:
+    """A check's id, guide line (its docstring's first line), cadence and severity."""
+    name = getattr(item, "originalname", item.name)
+    doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
+    first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
+    guide = first.split(": ", 1)[0]  # "디스크 사용률 < 90%: what is measured" -> the guide's line
+    cadences = [m.name for m in item.iter_markers() if m.name in CADENCES]
+    critical = item.get_closest_marker("critical") is not None
+    return CheckMeta(
+        id=name.removeprefix("test_"),
+        guide_line=guide,
+        cadence=cadences[0] if cadences else "",
+        severity="critical" if critical else "warning",
+    )
+
+
+@dataclass
+class Entry:
+    """One row of the JSON report."""
+
+    id: str
+    nodeid: str
+    cadence: str
+    severity: str
+    guide_line: str
+    outcome: str = "passed"
+    duration_s: float = 0.0
+    message: str = ""
+    evidence: list[dict[str, Any]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = self.__dict__.copy()
+        d["duration_s"] = round(self.duration_s, 4)
+        return d
+
+
+def _message(report: pytest.TestReport) -> str:
+    """The failure or skip reason in one readable piece, without pytest's prefixes."""
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple):  # a skip: (path, lineno, reason)
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    crash = getattr(longrepr, "reprcrash", None)
+    text = crash.message if crash is not None else report.longreprtext
+    for prefix in ("Failed: ", "Skipped: "):
+        text = text.removeprefix(prefix)
+    return text.strip()
+
+
+def _utc(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RunState:
+    """The run's config, report paths and results; registered as a plugin for one run."""
+
+    def __init__(self, config: pytest.Config, loaded: Loaded, paths: ReportPaths, label: str):
+        self.pytest_config = config
+        self.loaded = loaded
+        self.paths = paths
+        self.label = label
+        self.started = datetime.now(UTC)
+        self.host = socket.gethostname()
+        self.entries: dict[str, Entry] = {}
+
+    @classmethod
+    def start(cls, config: pytest.Config, loaded: Loaded) -> RunState:
+        label = label_for(config.option.markexpr or "")
+        reports = Path(loaded.config.reports.dir).expanduser()
+        if not reports.is_absolute():
+            reports = config.rootpath / reports
+        try:
+            paths = reserve(reports / label, datetime.now(UTC))
+        except OSError as exc:
+            raise pytest.UsageError(
+                f"cannot write reports in {reports}: {exc.strerror or exc}"
+            ) from None
+        return cls(config, loaded, paths, label)
+
+    def metadata(self) -> dict[str, str]:
+        """The facts the report header shows (no secrets: URLs are redacted)."""
+        return {
+            "Target": redact(self.loaded.config.service.base_url),
+            "Config": str(self.loaded.path or "built-in defaults"),
+            "Config sha256": self.loaded.sha256 or "-",
+            "Host": self.host,
+            "Suite version": __version__,
+            "Label": self.label,
+        }
+
+    def header_lines(self) -> list[str]:
+        m = self.metadata()
+        return [
+            f"target {m['Target']}, config {m['Config']} (sha256 {m['Config sha256'][:12]})",
+            f"reports {self.paths.stem}.{{html,xml,json}}",
+        ]
+
+    def annotate(self, item: pytest.Item, report: pytest.TestReport, ev: list[Evidence]) -> None:
+        """Put the check's id, guide line and evidence on its report, for every output."""
+        meta = check_meta(item)
+        report.opscheck_meta = meta  # type: ignore[attr-defined]
+        report.opscheck_evidence = [e.as_dict() for e in ev]  # type: ignore[attr-defined]
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            report.user_properties.append(("check_id", meta.id))
+            report.user_properties.append(("guide_line", meta.guide_line))
+            report.user_properties.append(("severity", meta.severity))
+            for e in ev:
+                report.user_properties.append(("evidence", _evidence_text(e.as_dict())))
+        entry = self.entries.get(report.nodeid)
+        if entry is None:
+            entry = Entry(meta.id, report.nodeid, meta.cadence, meta.severity, meta.guide_line)
+            self.entries[report.nodeid] = entry
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        entry = self.entries.get(report.nodeid)
+        if entry is None:
+            return
+        entry.duration_s += report.duration
+        evidence = getattr(report, "opscheck_evidence", None)
+        if evidence:
+            entry.evidence = evidence
+        if report.when == "call":
+            if report.failed:
+                entry.outcome, entry.message = "failed", _message(report)
+            elif report.skipped:
+                entry.outcome, entry.message = "skipped", _message(report)
+        elif report.failed and entry.outcome != "failed":
+            entry.outcome = "error"
+            entry.message = f"{report.when} error: {_message(report)}"
+        elif report.skipped and report.when == "setup":
+            entry.outcome, entry.message = "skipped", _message(report)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        doc = {
+            "suite_version": __version__,
+            "label": self.label,
+            "started": _utc(self.started),
+            "finished": _utc(datetime.now(UTC)),
+            "host": self.host,
+            "exit_code": int(exitstatus),
+            "target": redact(self.loaded.config.service.base_url),
+            "config": {
+                "path": str(self.loaded.path) if self.loaded.path else None,
+                "sha256": self.loaded.sha256,
+            },
+            "reports": {"html": self.paths.html.name, "xml": self.paths.xml.name},
+            "checks": [e.as_dict() for e in self.entries.values()],
+        }
+        _write_atomic(self.paths.json, json.dumps(doc, ensure_ascii=False, indent=1))
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        terminalreporter.write_sep("-", "opscheck reports")
+        for path in (self.paths.html, self.paths.xml, self.paths.json):
+            terminalreporter.write_line(str(path))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def _evidence_text(e: dict[str, Any]) -> str:
+    text = f"{e['name']}: {fmt(e['value'], e['unit'])}"
+    if e["limit"] is not None:
+        text += f" (limit {fmt(e['limit'], e['unit'])})"
+    return text
+
+
+def html_cells(report: pytest.TestReport) -> tuple[str, str]:
+    """The 'Check' and 'Evidence' cells of a row of the HTML table."""
+    meta: CheckMeta | None = getattr(report, "opscheck_meta", None)
+    evidence: list[dict[str, Any]] = getattr(report, "opscheck_evidence", [])
+    if meta is None:
+        check = '<td class="col-check"></td>'
+    else:
+        tag = " (critical)" if meta.severity == "critical" else ""
+        check = (
+            f'<td class="col-check"><b>{html.escape(meta.id)}</b>{tag} '
+            f"&middot; {html.escape(meta.cadence)}<br>{html.escape(meta.guide_line)}</td>"
+        )
+    items = "<br>".join(html.escape(_evidence_text(e)) for e in evidence)
+    return check, f'<td class="col-evidence">{items}</td>'
