@@ -102,7 +102,9 @@ def pytest_collection_modifyitems(
             problems.append(f"{item.nodeid}: a check needs a docstring naming its guide line")
         where = str(item.path)
         if seen.setdefault(meta.id, where) != where:
-            problems.append(f"{item.nodeid}: check id {meta.id!r} is also defined in {seen[meta.id]}")
+            problems.append(
+                f"{item.nodeid}: check id {meta.id!r} is also defined in {seen[meta.id]}"
+            )
     if problems:
         raise pytest.UsageError("\n".join(dict.fromkeys(problems)))
 

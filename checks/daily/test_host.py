@@ -7,8 +7,9 @@ import pytest
 def test_cpu_usage(host, cfg, evidence):
     """CPU 사용률 < 80%: CPU busy %, sampled over [hosts] cpu_sample_s seconds."""
     busy = host.cpu_percent(cfg.hosts.cpu_sample_s)
-    evidence.at_most(f"CPU busy over {cfg.hosts.cpu_sample_s:g} s", busy, "%",
-                     cfg.thresholds.cpu_percent)
+    evidence.at_most(
+        f"CPU busy over {cfg.hosts.cpu_sample_s:g} s", busy, "%", cfg.thresholds.cpu_percent
+    )
     evidence.verdict()
 
 

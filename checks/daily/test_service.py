@@ -14,8 +14,13 @@ def test_health_endpoint_up(cfg, evidence):
     if not res.answered:
         evidence.breach(f"GET {res.url}: {res.error}")
     else:
-        evidence.expect("HTTP status", res.status, 200, res.status == 200,
-                        f"GET {res.url} answered {res.status}, expected 200")
+        evidence.expect(
+            "HTTP status",
+            res.status,
+            200,
+            res.status == 200,
+            f"GET {res.url} answered {res.status}, expected 200",
+        )
         evidence.at_most("response time", res.elapsed_ms, "ms", cfg.service.timeout_s * 1000)
     evidence.verdict()
 
@@ -33,13 +38,23 @@ def test_health_components_healthy(cfg, evidence):
         evidence.breach(f"GET {res.url} answered {res.status} without a health status")
     else:
         status = str(body["status"])
-        evidence.expect("status", status, "healthy", status == "healthy",
-                        f"status is {status!r}, expected 'healthy'")
+        evidence.expect(
+            "status",
+            status,
+            "healthy",
+            status == "healthy",
+            f"status is {status!r}, expected 'healthy'",
+        )
         components = body.get("components") or {}
         if not isinstance(components, dict) or not components:
             evidence.breach("the answer lists no components")
             components = {}
         for name, state in components.items():
-            evidence.expect(name, str(state), "healthy", state == "healthy",
-                            f"component {name} is {str(state)[:120]!r}, expected 'healthy'")
+            evidence.expect(
+                name,
+                str(state),
+                "healthy",
+                state == "healthy",
+                f"component {name} is {str(state)[:120]!r}, expected 'healthy'",
+            )
     evidence.verdict()

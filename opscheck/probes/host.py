@@ -24,7 +24,9 @@ class ProbeError(Exception):
 class DiskUsage:
     mount: str
     space_percent: float
-    inodes_percent: float | None  # None: the file system has no inode limit (btrfs, tmpfs nr_inodes=0)
+    inodes_percent: (
+        float | None
+    )  # None: the file system has no inode limit (btrfs, tmpfs nr_inodes=0)
     free_bytes: int
 
 

@@ -1,0 +1,279 @@
+"""Start, stop and describe a sandbox: layout, faults, the replica process, its config.
+
+Everything started is recorded by PID in `<dir>/run/`; `down` stops exactly those
+processes and leaves nothing running.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import requests
+
+from opscheck.sandbox import layout
+from opscheck.sandbox.faults import FAULTS, check_names
+
+MARKER = ".opscheck-sandbox"
+DEFAULT_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "opscheck-sandbox"
+
+
+@dataclass(frozen=True)
+class Options:
+    faults: tuple[str, ...] = ()
+    latency_scale: float = 1.0
+    error_share: float = 0.05
+    timeout_s: float = 5.0
+    requests_per_day: int = 600
+    template: Path | None = None  # an already built healthy sandbox to copy instead of building
+
+
+def _pidfiles(root: Path) -> list[Path]:
+    run = root / "run"
+    return sorted(run.glob("*.pid")) if run.is_dir() else []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def down(root: Path) -> list[str]:
+    """Stop every process this sandbox started; returns what was stopped."""
+    stopped = []
+    for pidfile in _pidfiles(root):
+        try:
+            pid = int(pidfile.read_text().strip())
+        except (OSError, ValueError):
+            pidfile.unlink(missing_ok=True)
+            continue
+        if _alive(pid):
+            _stop(pid)
+            stopped.append(f"{pidfile.stem} (pid {pid})")
+        pidfile.unlink(missing_ok=True)
+    return stopped
+
+
+def _stop(pid: int, grace_s: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after `grace_s`."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            os.kill(pid, sig)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            try:
+                if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                    return
+            except ChildProcessError:
+                if not _alive(pid):
+                    return
+            time.sleep(0.05)
+
+
+def up(root: Path, opts: Options) -> Path:
+    """Lay out a fresh sandbox in `root`, apply faults, start the replica; returns the config path."""
+    check_names(list(opts.faults))
+    root = root.resolve()
+    _prepare_dir(root)
+    now = datetime.now()
+    if opts.template is not None:
+        _copy_template(opts.template, root)
+        lay = layout.Layout(root)
+    else:
+        lay = layout.build(root, now, opts.requests_per_day)
+    lay.run.mkdir(exist_ok=True)
+    for name in opts.faults:
+        if FAULTS[name].apply is not None:
+            FAULTS[name].apply(lay, now)
+    settings = {
+        "faults": list(opts.faults),
+        "latency_scale": opts.latency_scale,
+        "error_share": opts.error_share,
+        "slow_s": opts.timeout_s + 3,
+    }
+    (lay.run / "sandbox.json").write_text(json.dumps(settings))
+    _write_extras(lay)
+    if "down" in opts.faults:
+        port = _free_port()
+    else:
+        port = _start_server(lay)
+    if "cpu-hog" in opts.faults:
+        _start_hogs(lay)
+    return write_config(lay, port, opts)
+
+
+def _prepare_dir(root: Path) -> None:
+    """Reuse only a directory that is empty or an earlier sandbox; never wipe anything else."""
+    if root.exists() and any(root.iterdir()):
+        if not (root / MARKER).exists():
+            raise SystemExit(f"{root} is not empty and is not a sandbox; choose another --dir")
+        down(root)
+        for child in root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                _rmtree(child)
+            else:
+                child.unlink()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / MARKER).write_text("made by python -m opscheck.sandbox\n")
+
+
+def _rmtree(path: Path) -> None:
+    for p in [path, *path.rglob("*")]:
+        if p.is_dir() and not p.is_symlink():
+            p.chmod(0o755)
+    shutil.rmtree(path)
+
+
+def _copy_template(template: Path, root: Path) -> None:
+    for name in ("app", "backups", "etc", "secure", "tmp"):
+        src = template / name
+        if src.exists():
+            shutil.copytree(src, root / name, symlinks=True)
+
+
+def _write_extras(lay: layout.Layout) -> None:
+    """The host files later checks read: logrotate policy, key registry, temp dir."""
+    (lay.root / "etc").mkdir(exist_ok=True)
+    (lay.root / "etc" / "kakao-template.logrotate").write_text(
+        f"{lay.logs}/*.log {{\n    daily\n    missingok\n    rotate 30\n    compress\n"
+        "    delaycompress\n    notifempty\n    create 644 app app\n}\n"
+    )
+    (lay.root / "secure").mkdir(exist_ok=True)
+    today = datetime.now().date().isoformat()
+    (lay.root / "secure" / "api_keys.json").write_text(
+        json.dumps({"anthropic": {"created": today}, "openai": {"created": today}})
+    )
+    (lay.root / "tmp").mkdir(exist_ok=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start_server(lay: layout.Layout, wait_s: float = 30.0) -> int:
+    """Bind 127.0.0.1 on a free port here, hand the socket to uvicorn, wait until it answers."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    port = sock.getsockname()[1]
+    env = {**os.environ, "OPSCHECK_SANDBOX_DIR": str(lay.root)}
+    log = open(lay.run / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    with log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "opscheck.sandbox.app:app",
+                "--fd",
+                str(sock.fileno()),
+                "--log-level",
+                "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            pass_fds=(sock.fileno(),),
+            start_new_session=True,
+        )
+    sock.close()
+    (lay.run / "server.pid").write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = (lay.run / "server.log").read_text(errors="replace")[-400:]
+            raise SystemExit(f"the sandbox server exited with {proc.returncode}: {tail}")
+        try:
+            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            return port
+        except requests.RequestException:
+            time.sleep(0.1)
+    down(lay.root)
+    raise SystemExit(f"the sandbox server did not answer within {wait_s:g} s")
+
+
+HOG = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end:\n    pass\n"
+
+
+def _start_hogs(lay: layout.Layout) -> None:
+    """One busy loop per core, each bounded to 120 s and recorded for `down`."""
+    for n in range(os.cpu_count() or 1):
+        proc = subprocess.Popen(
+            [sys.executable, "-c", HOG],
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+        )
+        (lay.run / f"cpu-hog-{n}.pid").write_text(f"{proc.pid}\n")
+
+
+def write_config(lay: layout.Layout, port: int, opts: Options) -> Path:
+    """An opscheck.toml that points every check at this sandbox."""
+    r = lay.root
+
+    def q(value: object) -> str:
+        return json.dumps(str(value), ensure_ascii=False)  # a valid TOML basic string
+
+    text = f"""# Written by `python -m opscheck.sandbox up` for the sandbox in {r}
+# faults: {", ".join(opts.faults) or "none"}
+
+[service]
+base_url = {q(f"http://127.0.0.1:{port}")}
+timeout_s = {opts.timeout_s:g}
+user = {q(getpass.getuser())}
+
+[paths]
+app_dir = {q(lay.app)}
+backup_dir = {q(lay.backups)}
+logrotate_conf = {q(r / "etc" / "kakao-template.logrotate")}
+temp_dirs = [{q(r / "tmp")}]
+key_registry = {q(r / "secure" / "api_keys.json")}
+
+[hosts]
+cpu_sample_s = 1
+"""
+    path = r / "opscheck.toml"
+    path.write_text(text)
+    return path
+
+
+def status(root: Path) -> str:
+    """One line per recorded process and the faults in force."""
+    root = root.resolve()
+    if not (root / MARKER).exists():
+        return f"{root}: no sandbox"
+    lines = [f"{root}: config {root / 'opscheck.toml'}"]
+    settings = root / "run" / "sandbox.json"
+    if settings.exists():
+        faults = json.loads(settings.read_text()).get("faults", [])
+        lines.append(f"faults: {', '.join(faults) or 'none'}")
+    for pidfile in _pidfiles(root):
+        pid = int(pidfile.read_text().strip() or 0)
+        lines.append(f"{pidfile.stem}: pid {pid} {'running' if _alive(pid) else 'gone'}")
+    if not _pidfiles(root):
+        lines.append("nothing running")
+    return "\n".join(lines)

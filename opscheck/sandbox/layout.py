@@ -1,0 +1,487 @@
+"""Lay out a replica deployment on disk: app dir, logs, Chroma store, backups.
+
+Everything follows `shared/SERVICE.md` and the guide's backup script: the app dir
+holds `.env` (mode 600, fake keys), `data/` with the template JSON, `chroma_db/`
+with a SQLite store carrying Chroma's tables and an HNSW segment folder, and
+`logs/app.log` with seven rotated days in the service's log format; the backup dir
+holds 30 nightly sets made with real `tar -czf`, named `<kind>_YYYYmmdd_HHMMSS`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import random
+import secrets
+import shutil
+import sqlite3
+import subprocess
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+BUSINESS_TYPES = ["교육", "의료", "음식점", "쇼핑몰", "서비스업", "금융", "기타"]
+SERVICE_TYPES = ["신청", "예약", "주문", "배송", "안내", "확인", "피드백"]
+REQUESTS = [
+    "피자 주문 완료 안내",
+    "온라인 강의 수강 신청 완료",
+    "치과 진료 예약 확정",
+    "쇼핑몰 상품 배송 시작",
+    "헬스장 회원권 등록 완료",
+]
+POLICY_DOCS = [
+    "alimtalk_content_guide",
+    "audit_guide",
+    "black_list",
+    "white_list",
+    "image_guide",
+    "item_list_guide",
+    "operations_guide",
+    "publication_guide",
+]
+REQUIREMENTS = """\
+fastapi==0.104.1
+uvicorn[standard]==0.24.0
+pydantic==2.5.0
+anthropic==0.7.8
+openai==1.3.7
+langchain==0.0.340
+langchain-community==0.0.1
+langgraph==0.0.20
+chromadb==0.4.18
+redis==5.0.1
+python-dotenv==1.0.0
+httpx==0.25.2
+"""
+CHROMA_TABLES = """
+CREATE TABLE migrations (dir TEXT NOT NULL, version INTEGER NOT NULL, filename TEXT NOT NULL,
+  sql TEXT NOT NULL, hash TEXT NOT NULL, PRIMARY KEY (dir, version));
+CREATE TABLE embeddings_queue (seq_id INTEGER PRIMARY KEY, created_at TIMESTAMP NOT NULL
+  DEFAULT CURRENT_TIMESTAMP, operation INTEGER NOT NULL, topic TEXT NOT NULL, id TEXT NOT NULL,
+  vector BLOB, encoding TEXT, metadata TEXT);
+CREATE TABLE max_seq_id (segment_id TEXT PRIMARY KEY, seq_id BLOB NOT NULL);
+CREATE TABLE tenants (id TEXT PRIMARY KEY, UNIQUE (id));
+CREATE TABLE databases (id TEXT PRIMARY KEY, name TEXT NOT NULL, tenant_id TEXT NOT NULL,
+  UNIQUE (tenant_id, name));
+CREATE TABLE collections (id TEXT PRIMARY KEY, name TEXT NOT NULL, dimension INTEGER,
+  database_id TEXT NOT NULL, UNIQUE (name, database_id));
+CREATE TABLE collection_metadata (collection_id TEXT REFERENCES collections(id) ON DELETE CASCADE,
+  key TEXT NOT NULL, str_value TEXT, int_value INTEGER, float_value REAL,
+  PRIMARY KEY (collection_id, key));
+CREATE TABLE segments (id TEXT PRIMARY KEY, type TEXT NOT NULL, scope TEXT NOT NULL,
+  topic TEXT, collection TEXT REFERENCES collection(id));
+CREATE TABLE segment_metadata (segment_id TEXT REFERENCES segments(id) ON DELETE CASCADE,
+  key TEXT NOT NULL, str_value TEXT, int_value INTEGER, float_value REAL,
+  PRIMARY KEY (segment_id, key));
+CREATE TABLE embeddings (id INTEGER PRIMARY KEY, segment_id TEXT NOT NULL,
+  embedding_id TEXT NOT NULL, seq_id BLOB NOT NULL, created_at TIMESTAMP NOT NULL
+  DEFAULT CURRENT_TIMESTAMP, UNIQUE (segment_id, embedding_id));
+CREATE TABLE embedding_metadata (id INTEGER REFERENCES embeddings(id), key TEXT NOT NULL,
+  string_value TEXT, int_value INTEGER, float_value REAL, bool_value INTEGER,
+  PRIMARY KEY (id, key));
+CREATE VIRTUAL TABLE embedding_fulltext_search USING fts5(string_value, tokenize='trigram');
+"""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a sandbox's parts live below its root directory."""
+
+    root: Path
+
+    @property
+    def app(self) -> Path:
+        return self.root / "app"
+
+    @property
+    def backups(self) -> Path:
+        return self.root / "backups" / "kakao-template"
+
+    @property
+    def logs(self) -> Path:
+        return self.app / "logs"
+
+    @property
+    def env_file(self) -> Path:
+        return self.app / ".env"
+
+    @property
+    def chroma(self) -> Path:
+        return self.app / "chroma_db"
+
+    @property
+    def template_data(self) -> Path:
+        return self.app / "data" / "kakao_template_vectordb_data.json"
+
+    @property
+    def run(self) -> Path:
+        return self.root / "run"
+
+
+def build(root: Path, now: datetime, requests_per_day: int = 600, seed: int = 7) -> Layout:
+    """Write a healthy deployment below `root` as it stands at local time `now`."""
+    lay = Layout(root)
+    rng = random.Random(seed)
+    for d in ("data/cleaned_policies", "logs", "chroma_db", "src/config"):
+        (lay.app / d).mkdir(parents=True, exist_ok=True)
+    for d in (lay.app / "data", lay.logs, lay.chroma):
+        d.chmod(0o755)
+    write_env(lay.env_file)
+    (lay.app / "requirements.txt").write_text(REQUIREMENTS)
+    (lay.app / "src/config/settings.py").write_text(
+        'import os\n\nMIN_COMPLIANCE_SCORE = float(os.getenv("MIN_COMPLIANCE_SCORE", "80.0"))\n'
+    )
+    write_policies(lay.app / "data/cleaned_policies", rng)
+    write_template_data(lay.template_data, rng)
+    write_chroma(lay.chroma, rng)
+    write_logs(lay.logs, now, requests_per_day, rng)
+    write_backups(lay, now, days=30)
+    return lay
+
+
+def write_env(path: Path) -> None:
+    """A `.env` with fresh fake keys in the real shapes, mode 600."""
+    text = (
+        f"ANTHROPIC_API_KEY=sk-ant-api03-{secrets.token_urlsafe(70)}\n"
+        f"OPENAI_API_KEY=sk-{secrets.token_urlsafe(36)}\n"
+        "ENVIRONMENT=production\nLOG_LEVEL=INFO\n"
+        "VECTOR_DB_PATH=./chroma_db\n"
+        "TEMPLATE_DATA_PATH=./data/kakao_template_vectordb_data.json\n"
+        f"REDIS_URL=redis://:{secrets.token_hex(12)}@127.0.0.1:6379/0\n"
+        "MIN_COMPLIANCE_SCORE=80.0\nCACHE_TTL_MINUTES=30\nRATE_LIMIT_PER_MINUTE=100\n"
+    )
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    path.chmod(0o600)
+
+
+def env_secrets(path: Path) -> list[str]:
+    """The secret values of a sandbox `.env`, for tests that prove none leaks."""
+    values = []
+    for line in path.read_text().splitlines():
+        key, _, value = line.partition("=")
+        if key.endswith(("_KEY", "_URL")) and len(value) > 12:
+            values.append(value)
+    return values
+
+
+def write_policies(folder: Path, rng: random.Random) -> None:
+    for name in POLICY_DOCS:
+        lines = [f"# {name}", ""]
+        lines += [f"- 알림톡 정책 조항 {i}: 정보성 메시지만 발송할 수 있습니다." for i in range(40)]
+        (folder / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def template_text(rng: random.Random, i: int) -> tuple[str, list[str]]:
+    request = REQUESTS[i % len(REQUESTS)]
+    variables = rng.sample(["고객명", "주문번호", "예약일시", "상품명", "금액", "매장명"], 3)
+    body = (
+        f"안녕하세요 #{{{variables[0]}}}님,\n{request} 알림입니다.\n"
+        f"- 확인 정보: #{{{variables[1]}}}\n- 일시: #{{{variables[2]}}}\n"
+        "문의 사항은 고객센터로 연락 주시기 바랍니다. " * 8
+    )
+    return body, variables
+
+
+def write_template_data(path: Path, rng: random.Random, count: int = 449) -> None:
+    templates = []
+    for i in range(count):
+        text, variables = template_text(rng, i)
+        templates.append(
+            {
+                "id": f"template_{i:04d}",
+                "text": text,
+                "metadata": {
+                    "business_type": BUSINESS_TYPES[i % len(BUSINESS_TYPES)],
+                    "service_type": SERVICE_TYPES[i % len(SERVICE_TYPES)],
+                    "variables": variables,
+                    "approved": True,
+                },
+            }
+        )
+    doc = {
+        "templates": templates,
+        "patterns": [{"name": f"pattern_{i}", "regex": "#\\{[^}]+\\}"} for i in range(12)],
+        "success_indicators": {"approval_rate": 0.92, "avg_score": 87.5},
+        "metadata": {"version": "1.0", "count": count, "source": "kakao business"},
+    }
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1))
+
+
+def write_chroma(folder: Path, rng: random.Random, embeddings: int = 42) -> None:
+    """A Chroma persistent store: chroma.sqlite3 with its tables and one HNSW segment."""
+    db = folder / "chroma.sqlite3"
+    db.unlink(missing_ok=True)
+    con = sqlite3.connect(db)
+    try:
+        con.executescript(CHROMA_TABLES)
+        tenant, database = "default_tenant", str(uuid.UUID(int=rng.getrandbits(128)))
+        coll = str(uuid.UUID(int=rng.getrandbits(128)))
+        vec_seg = str(uuid.UUID(int=rng.getrandbits(128)))
+        meta_seg = str(uuid.UUID(int=rng.getrandbits(128)))
+        con.execute("INSERT INTO tenants VALUES (?)", (tenant,))
+        con.execute(
+            "INSERT INTO databases VALUES (?, ?, ?)", (database, "default_database", tenant)
+        )
+        con.execute(
+            "INSERT INTO collections VALUES (?, ?, ?, ?)", (coll, "langchain", 1536, database)
+        )
+        con.execute(
+            "INSERT INTO collection_metadata VALUES (?, 'hnsw:space', 'cosine', NULL, NULL)",
+            (coll,),
+        )
+        con.execute(
+            "INSERT INTO segments VALUES (?, 'urn:chroma:segment/vector/hnsw-local-persisted',"
+            " 'VECTOR', NULL, ?)",
+            (vec_seg, coll),
+        )
+        con.execute(
+            "INSERT INTO segments VALUES (?, 'urn:chroma:segment/metadata/sqlite', 'METADATA',"
+            " NULL, ?)",
+            (meta_seg, coll),
+        )
+        for i in range(embeddings):
+            doc = POLICY_DOCS[i % len(POLICY_DOCS)]
+            text = f"{doc} 조항 {i}: 알림톡은 정보성 메시지만 허용됩니다."
+            cur = con.execute(
+                "INSERT INTO embeddings (segment_id, embedding_id, seq_id) VALUES (?, ?, ?)",
+                (meta_seg, str(uuid.UUID(int=rng.getrandbits(128))), i.to_bytes(8, "big")),
+            )
+            row = cur.lastrowid
+            con.execute(
+                "INSERT INTO embedding_metadata (id, key, string_value) VALUES (?, 'source', ?)",
+                (row, f"data/cleaned_policies/{doc}.md"),
+            )
+            con.execute(
+                "INSERT INTO embedding_metadata (id, key, string_value) VALUES"
+                " (?, 'chroma:document', ?)",
+                (row, text),
+            )
+            con.execute(
+                "INSERT INTO embedding_fulltext_search (rowid, string_value) VALUES (?, ?)",
+                (row, text),
+            )
+        con.execute(
+            "INSERT INTO max_seq_id VALUES (?, ?)", (vec_seg, embeddings.to_bytes(8, "big"))
+        )
+        con.commit()
+    finally:
+        con.close()
+    seg = folder / vec_seg
+    seg.mkdir(exist_ok=True)
+    for name, size in (
+        ("header.bin", 100),
+        ("data_level0.bin", 42 * 6400),
+        ("length.bin", 400),
+        ("link_lists.bin", 0),
+    ):
+        (seg / name).write_bytes(rng.randbytes(size))
+
+
+# ---- logs -------------------------------------------------------------------------------
+
+TELEMETRY = (
+    "chromadb.telemetry.product.posthog - ERROR - Failed to send telemetry event "
+    "ClientStartEvent: capture() takes 1 positional argument but 3 were given"
+)
+
+
+def _request_lines(rng: random.Random, ts: datetime, fail: bool) -> list[tuple[datetime, str]]:
+    """The lines one request writes, as the real service does (main, agents, httpx, chroma)."""
+    kind = rng.choices(["generate", "health", "validate", "stats"], weights=[5, 3, 2, 1])[0]
+    out: list[tuple[datetime, str]] = []
+
+    def add(dt: float, text: str) -> None:
+        out.append((ts + timedelta(seconds=dt), text))
+
+    if kind == "health":
+        add(0, "src.api.main - INFO - Request: GET /health")
+        add(0.002, TELEMETRY)
+        add(0.004, TELEMETRY.replace("ClientStartEvent", "ClientCreateCollectionEvent"))
+        secs = rng.uniform(0.005, 0.03)
+        add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
+        return out
+    if kind == "stats":
+        secs = rng.uniform(0.002, 0.01)
+        add(0, "src.api.main - INFO - Request: GET /stats")
+        add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
+        return out
+    path = f"/api/v1/templates/{kind}"
+    add(0, f"src.api.main - INFO - Request: POST {path}")
+    request = rng.choice(REQUESTS)
+    if kind == "generate":
+        secs = max(0.8, rng.lognormvariate(0.9, 0.3))
+        add(0.01, f"src.agents.request_analyzer - INFO - 사용자 요청 분석 시작: {request}")
+        add(0.02, TELEMETRY)
+        add(0.3, "src.database.vector_store - INFO - 정책 문서 검색: k=5, 결과 5건")
+        add(
+            secs * 0.4,
+            "httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/messages"
+            ' "HTTP/1.1 200 OK"',
+        )
+        add(secs * 0.5, "src.agents.template_generator - INFO - 템플릿 생성 완료 (변수 3개)")
+        add(
+            secs * 0.8,
+            "httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/messages"
+            ' "HTTP/1.1 200 OK"',
+        )
+        add(
+            secs * 0.9,
+            f"src.agents.compliance_checker - INFO - 컴플라이언스 점수: {rng.randint(80, 98)}.0",
+        )
+        if secs > 5:
+            add(
+                secs,
+                f"src.utils.performance_monitor - WARNING - Slow operation: "
+                f"template_generation took {secs:.1f}s",
+            )
+    else:
+        secs = rng.uniform(0.05, 0.4)
+        add(0.01, "src.agents.compliance_checker - INFO - 템플릿 검증 요청")
+    if fail:
+        add(
+            secs,
+            f"src.api.routes.templates - ERROR - Template generation failed: "
+            f"Anthropic API error: Overloaded (request_id req_{rng.getrandbits(48):012x})",
+        )
+        add(secs + 0.001, f"src.api.main - ERROR - Request failed: Internal error - {secs:.3f}s")
+    elif rng.random() < 0.02:
+        add(
+            0.005,
+            f"src.api.main - WARNING - HTTP Exception: 422 - user_request must be "
+            f"10-1000 characters (got {rng.randint(1, 9)})",
+        )
+        add(0.006, "src.api.main - INFO - Response: 422 - 0.006s")
+    else:
+        add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
+    return out
+
+
+def day_lines(
+    day: datetime, end: datetime, requests: int, rng: random.Random, error_share: float = 0.003
+) -> list[str]:
+    """One day's log lines from 00:00 of `day` up to `end`, busier by day than by night."""
+    start = day.replace(hour=0, minute=0, second=0, microsecond=0)
+    span = min((end - start).total_seconds(), 86400.0)
+    events: list[tuple[datetime, str]] = []
+    for _ in range(requests):
+        hour = rng.choices(
+            range(24),
+            weights=[1, 1, 1, 1, 1, 2, 4, 6, 9, 10, 10, 9, 8, 9, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1],
+        )[0]
+        offset = hour * 3600 + rng.uniform(0, 3600)
+        if offset >= span:
+            continue
+        events += _request_lines(rng, start + timedelta(seconds=offset), rng.random() < error_share)
+    events.sort(key=lambda e: e[0])
+    lines = []
+    for ts, text in events:
+        if ts >= end:
+            continue
+        stamp = ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"
+        lines.append(f"{stamp} - {text}")
+        if "Template generation failed" in text and rng.random() < 0.3:
+            lines += [
+                "Traceback (most recent call last):",
+                '  File "/app/src/workflow/langgraph_workflow.py", line 212, in run',
+                "    result = self.graph.invoke(state)",
+                "anthropic.InternalServerError: Error code: 529 - overloaded_error",
+            ]
+    return lines
+
+
+def write_logs(
+    folder: Path,
+    now: datetime,
+    requests_per_day: int,
+    rng: random.Random,
+    days: int = 7,
+    error_share: float = 0.003,
+) -> None:
+    """app.log (today so far), app.log.1 (yesterday) and app.log.2.gz ... as logrotate leaves them."""
+    for n in range(days + 1):
+        day = (now - timedelta(days=n)).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = now if n == 0 else day + timedelta(days=1)
+        lines = day_lines(day, end, requests_per_day, rng, error_share)
+        if lines and n == 3:
+            lines.insert(
+                len(lines) // 2, lines[len(lines) // 2] + " \udcff"
+            )  # one undecodable byte
+        data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
+        if n == 0:
+            path = folder / "app.log"
+            path.write_bytes(data)
+        elif n == 1:
+            path = folder / "app.log.1"
+            path.write_bytes(data)
+        else:
+            path = folder / f"app.log.{n}.gz"
+            with gzip.GzipFile(path, "wb", mtime=0) as f:
+                f.write(data)
+        stamp = end.timestamp()
+        os.utime(path, (stamp, stamp))
+        path.chmod(0o644)
+
+
+def rewrite_today(
+    folder: Path, now: datetime, requests: int, error_share: float, seed: int = 11
+) -> None:
+    """Replace today's app.log with one at another error share (the error-heavy-log fault)."""
+    rng = random.Random(seed)
+    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    lines = day_lines(day, now, requests, rng, error_share)
+    (folder / "app.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+# ---- backups ----------------------------------------------------------------------------
+
+KINDS = ("chroma_db", "template_data", "config", "logs")
+
+
+def backup_names(stamp: str) -> dict[str, str]:
+    return {
+        "chroma_db": f"chroma_db_{stamp}.tar.gz",
+        "template_data": f"template_data_{stamp}.json",
+        "config": f"config_{stamp}.tar.gz",
+        "logs": f"logs_{stamp}.tar.gz",
+    }
+
+
+def night_stamps(now: datetime, days: int) -> list[datetime]:
+    """The 02:00 runs of the nightly backup cron over the last `days` days, oldest first."""
+    last = now.replace(hour=2, minute=0, second=0, microsecond=0)
+    if last > now:
+        last -= timedelta(days=1)
+    return [last - timedelta(days=n) for n in range(days - 1, -1, -1)]
+
+
+def make_set(lay: Layout, dest: Path, stamp: str) -> dict[str, Path]:
+    """One backup set, exactly as scripts/backup_database.sh makes it (real tar and gzip)."""
+    names = {k: dest / v for k, v in backup_names(stamp).items()}
+    tar = ["tar", "-czf"]
+    subprocess.run([*tar, names["chroma_db"], "-C", lay.root, "app/chroma_db"], check=True)
+    shutil.copyfile(lay.template_data, names["template_data"])
+    subprocess.run(
+        [*tar, names["config"], "-C", lay.app, ".env", "src/config/", "requirements.txt"],
+        check=True,
+    )
+    subprocess.run([*tar, names["logs"], "-C", lay.app, "logs/"], check=True)
+    return names
+
+
+def write_backups(lay: Layout, now: datetime, days: int) -> None:
+    """`days` nightly sets; the newest is built with tar, older nights are copies of it."""
+    lay.backups.mkdir(parents=True, exist_ok=True)
+    nights = night_stamps(now, days)
+    newest = make_set(lay, lay.backups, nights[-1].strftime("%Y%m%d_%H%M%S"))
+    for night in nights:
+        stamp = night.strftime("%Y%m%d_%H%M%S")
+        for kind, name in backup_names(stamp).items():
+            path = lay.backups / name
+            if path != newest[kind]:
+                shutil.copyfile(newest[kind], path)
+            t = (night + timedelta(seconds=5 + KINDS.index(kind) * 7)).timestamp()
+            os.utime(path, (t, t))
