@@ -90,7 +90,7 @@ def _stop(pid: int, grace_s: float = 5.0) -> None:
 
 
 def up(root: Path, opts: Options) -> Path:
-    """Lay out a fresh sandbox in `root`, apply faults, start the replica; returns the config path."""
+    """Lay out a fresh sandbox in `root`, apply faults, start the replica; return its config."""
     check_names(list(opts.faults))
     root = root.resolve()
     _prepare_dir(root)
@@ -112,10 +112,7 @@ def up(root: Path, opts: Options) -> Path:
     }
     (lay.run / "sandbox.json").write_text(json.dumps(settings))
     _write_extras(lay)
-    if "down" in opts.faults:
-        port = _free_port()
-    else:
-        port = _start_server(lay)
+    port = _free_port() if "down" in opts.faults else _start_server(lay)
     if "cpu-hog" in opts.faults:
         _start_hogs(lay)
     return write_config(lay, port, opts)

@@ -401,7 +401,7 @@ def write_logs(
     days: int = 7,
     error_share: float = 0.003,
 ) -> None:
-    """app.log (today so far), app.log.1 (yesterday) and app.log.2.gz ... as logrotate leaves them."""
+    """app.log (today so far), app.log.1 (yesterday), app.log.2.gz ... as logrotate leaves them."""
     for n in range(days + 1):
         day = (now - timedelta(days=n)).replace(hour=0, minute=0, second=0, microsecond=0)
         end = now if n == 0 else day + timedelta(days=1)
