@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from opscheck.scrub import scrub
+
 
 @dataclass(frozen=True)
 class Evidence:
@@ -31,6 +33,8 @@ def fmt(value: Any, unit: str = "") -> str:
     if isinstance(value, float):
         if value.is_integer():
             value = int(value)
+        elif abs(value) >= 100:
+            value = f"{value:.0f}"
         else:
             value = f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
     return f"{value} {unit}" if unit else str(value)
@@ -44,7 +48,9 @@ class Recorder:
         self.breaches: list[str] = []
 
     def record(self, name: str, value: Any, unit: str = "", limit: Any = None) -> Evidence:
-        item = Evidence(name, value, unit, limit)
+        if isinstance(value, str):
+            value = scrub(value)
+        item = Evidence(scrub(name), value, unit, limit)
         self.items.append(item)
         return item
 
@@ -68,12 +74,12 @@ class Recorder:
         """Record a non-numeric comparison (a mode, a status); `why` explains a breach."""
         self.record(name, value, "", expected)
         if not ok:
-            self.breaches.append(why or f"{name} is {value}, expected {expected}")
+            self.breaches.append(scrub(why or f"{name} is {value}, expected {expected}"))
         return ok
 
     def breach(self, message: str) -> None:
         """Note a breach that has no single measured value (unreachable, unreadable)."""
-        self.breaches.append(message)
+        self.breaches.append(scrub(message))
 
     def verdict(self) -> None:
         """Fail the check, naming every breach, if there was any."""

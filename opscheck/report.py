@@ -24,7 +24,7 @@ from opscheck import __version__
 from opscheck.config import Loaded
 from opscheck.evidence import Evidence, fmt
 from opscheck.outcomes import CADENCES
-from opscheck.probes.http import redact
+from opscheck.scrub import redact_url, scrub
 
 CHECK_ROOTS = ("checks", "loadtests")
 
@@ -126,12 +126,12 @@ def _message(report: pytest.TestReport) -> str:
     """The failure or skip reason in one readable piece, without pytest's prefixes."""
     longrepr = report.longrepr
     if isinstance(longrepr, tuple):  # a skip: (path, lineno, reason)
-        return str(longrepr[2]).removeprefix("Skipped: ")
+        return scrub(str(longrepr[2]).removeprefix("Skipped: "))
     crash = getattr(longrepr, "reprcrash", None)
     text = crash.message if crash is not None else report.longreprtext
     for prefix in ("Failed: ", "Skipped: "):
         text = text.removeprefix(prefix)
-    return text.strip()
+    return scrub(text.strip())
 
 
 def _utc(ts: datetime) -> str:
@@ -167,7 +167,7 @@ class RunState:
     def metadata(self) -> dict[str, str]:
         """The facts the report header shows (no secrets: URLs are redacted)."""
         return {
-            "Target": redact(self.loaded.config.service.base_url),
+            "Target": redact_url(self.loaded.config.service.base_url),
             "Config": str(self.loaded.path or "built-in defaults"),
             "Config sha256": self.loaded.sha256 or "-",
             "Host": self.host,
@@ -226,7 +226,7 @@ class RunState:
             "finished": _utc(datetime.now(UTC)),
             "host": self.host,
             "exit_code": int(exitstatus),
-            "target": redact(self.loaded.config.service.base_url),
+            "target": redact_url(self.loaded.config.service.base_url),
             "config": {
                 "path": str(self.loaded.path) if self.loaded.path else None,
                 "sha256": self.loaded.sha256,

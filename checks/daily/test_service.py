@@ -2,6 +2,7 @@
 
 import pytest
 
+from opscheck.evidence import fmt
 from opscheck.probes.http import get_json
 
 
@@ -10,18 +11,19 @@ from opscheck.probes.http import get_json
 @pytest.mark.predeploy
 def test_health_endpoint_up(cfg, evidence):
     """서비스 정상 실행 확인: GET /health answers 200 within service.timeout_s."""
+    limit_ms = cfg.service.timeout_s * 1000
     res = get_json(cfg.service.base_url, "/health", cfg.service.timeout_s)
     if not res.answered:
-        evidence.breach(f"GET {res.url}: {res.error}")
-    else:
-        evidence.expect(
-            "HTTP status",
-            res.status,
-            200,
-            res.status == 200,
-            f"GET {res.url} answered {res.status}, expected 200",
+        evidence.record("response time", res.elapsed_ms, "ms", limit_ms)
+        evidence.breach(
+            f"GET {res.url}: {res.error} after {fmt(res.elapsed_ms, 'ms')}, "
+            f"limit {fmt(limit_ms, 'ms')}"
         )
-        evidence.at_most("response time", res.elapsed_ms, "ms", cfg.service.timeout_s * 1000)
+    else:
+        ok = res.status == 200
+        why = f"GET {res.url} answered {res.status_text}, expected 200"
+        evidence.expect("HTTP status", res.status, 200, ok, why)
+        evidence.at_most("response time", res.elapsed_ms, "ms", limit_ms)
     evidence.verdict()
 
 

@@ -6,9 +6,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
+
+from opscheck.scrub import redact_url
 
 
 @dataclass
@@ -24,21 +25,18 @@ class HttpResult:
     def answered(self) -> bool:
         return self.status is not None
 
-
-def redact(url: str) -> str:
-    """The URL without user and password."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    @property
+    def status_text(self) -> str:
+        """The status with the service's error code, e.g. '500 (HEALTH_CHECK_FAILED)'."""
+        error = self.body.get("error") if isinstance(self.body, dict) else None
+        code = error.get("code") if isinstance(error, dict) else None
+        return f"{self.status} ({code})" if code else str(self.status)
 
 
 def get_json(base_url: str, path: str, timeout_s: float) -> HttpResult:
     """GET `base_url + path`; the whole answer must arrive within `timeout_s`."""
     url = base_url.rstrip("/") + path
-    result = HttpResult(redact(url))
+    result = HttpResult(redact_url(url))
     start = time.perf_counter()
     try:
         with requests.get(url, timeout=(timeout_s, timeout_s), stream=True) as resp:

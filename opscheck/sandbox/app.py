@@ -25,6 +25,7 @@ from pydantic import BaseModel, Field
 
 DIR_ENV = "OPSCHECK_SANDBOX_DIR"
 VERSION = "1.0.0"
+READY_PATH = "/__sandbox__/ready"
 
 
 class Settings:
@@ -73,6 +74,8 @@ def _error_envelope(code: str, message: str, status: int = 500) -> JSONResponse:
 @app.middleware("http")
 async def faults_and_timing(request: Request, call_next):
     start = time.perf_counter()
+    if request.url.path == READY_PATH:  # the sandbox's own readiness probe, never faulted
+        return await call_next(request)
     s = SETTINGS.get()
     _stats["total_requests"] += 1
     if "slow" in s.get("faults", []):
@@ -89,6 +92,11 @@ async def faults_and_timing(request: Request, call_next):
     response = await call_next(request)
     response.headers["X-Process-Time"] = f"{time.perf_counter() - start:.4f}"
     return response
+
+
+@app.get(READY_PATH, include_in_schema=False)
+async def ready() -> dict[str, bool]:
+    return {"ready": True}
 
 
 @app.get("/")

@@ -205,7 +205,7 @@ def _start_server(lay: layout.Layout, wait_s: float = 30.0) -> int:
             tail = (lay.run / "server.log").read_text(errors="replace")[-400:]
             raise SystemExit(f"the sandbox server exited with {proc.returncode}: {tail}")
         try:
-            requests.get(f"http://127.0.0.1:{port}/", timeout=1)
+            requests.get(f"http://127.0.0.1:{port}/__sandbox__/ready", timeout=1)
             return port
         except requests.RequestException:
             time.sleep(0.1)

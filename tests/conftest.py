@@ -1,0 +1,149 @@
+"""The suite's own test harness: real sandboxes, real pytest runs in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from opscheck.sandbox import control
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Run:
+    """One `pytest` run of the checks: its exit code, output and JSON report."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    reports_dir: Path
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def checks(self, check_id: str) -> list[dict[str, Any]]:
+        return [c for c in self.report.get("checks", []) if c["id"] == check_id]
+
+    def one(self, check_id: str) -> dict[str, Any]:
+        found = self.checks(check_id)
+        assert len(found) == 1, f"{check_id}: {len(found)} entries in {self.report}"
+        return found[0]
+
+    def outcomes(self) -> dict[str, str]:
+        """id -> worst outcome over its parameters."""
+        rank = {"passed": 0, "skipped": 1, "waived": 1, "failed": 2, "error": 3}
+        out: dict[str, str] = {}
+        for c in self.report.get("checks", []):
+            if rank[c["outcome"]] >= rank.get(out.get(c["id"], "passed"), 0):
+                out[c["id"]] = c["outcome"]
+        return out
+
+    def failed_ids(self) -> set[str]:
+        return {i for i, o in self.outcomes().items() if o in ("failed", "error")}
+
+
+def run_pytest(
+    args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k != "OPSCHECK_CONFIG"}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def load_report(reports_dir: Path) -> dict[str, Any]:
+    found = sorted(reports_dir.rglob("*.json"))
+    assert len(found) == 1, f"expected one JSON report in {reports_dir}, found {found}"
+    return json.loads(found[0].read_text())
+
+
+@pytest.fixture
+def run_checks(tmp_path: Path):
+    """Run the real checks with a config; returns a `Run` with the parsed JSON report."""
+    counter = iter(range(1000))
+
+    def run(config: Path | None, *args: str, env: dict[str, str] | None = None) -> Run:
+        reports = tmp_path / f"reports-{next(counter)}"
+        cli = ["--reports-dir", str(reports), *args]
+        if config is not None:
+            cli += ["--ops-config", str(config)]
+        proc = run_pytest(cli, env=env)
+        report = load_report(reports) if reports.exists() else {}
+        return Run(proc.returncode, proc.stdout, proc.stderr, reports, report)
+
+    return run
+
+
+@dataclass
+class Sandbox:
+    root: Path
+    config: Path
+
+    def with_config(self, extra: str) -> Path:
+        """A copy of the sandbox's config with `extra` TOML merged in by section."""
+        import tomllib
+
+        base = tomllib.loads(self.config.read_text())
+        for section, values in tomllib.loads(extra).items():
+            base.setdefault(section, {}).update(values)
+        path = self.root / f"opscheck-{abs(hash(extra))}.toml"
+        path.write_text(_toml(base))
+        return path
+
+
+def _toml(doc: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for section, values in doc.items():
+        lines.append(f"[{section}]")
+        lines += [f"{k} = {json.dumps(v, ensure_ascii=False)}" for k, v in values.items()]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One healthy sandbox layout, built once and copied by every test's sandbox."""
+    root = tmp_path_factory.mktemp("golden")
+    control.up(root, control.Options(faults=("down",)))
+    return root
+
+
+@pytest.fixture
+def sandbox_factory(tmp_path: Path, golden: Path) -> Iterator:
+    """`make(*faults)` lays out a sandbox (copied from the golden one) and starts it."""
+    made: list[Path] = []
+
+    def make(*faults: str, **opts: Any) -> Sandbox:
+        root = tmp_path / f"sandbox-{len(made)}"
+        made.append(root)
+        options = control.Options(
+            faults=faults,
+            latency_scale=opts.pop("latency_scale", 0.02),
+            timeout_s=opts.pop("timeout_s", 2.0),
+            template=golden,
+            **opts,
+        )
+        return Sandbox(root, control.up(root, options))
+
+    yield make
+    for root in made:
+        control.down(root)
+
+
+@pytest.fixture
+def sandbox(sandbox_factory) -> Sandbox:
+    """A healthy sandbox with its replica running."""
+    return sandbox_factory()
