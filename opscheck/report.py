@@ -188,11 +188,14 @@ class RunState:
         report.opscheck_meta = meta  # type: ignore[attr-defined]
         report.opscheck_evidence = [e.as_dict() for e in ev]  # type: ignore[attr-defined]
         if report.when == "call" or (report.when == "setup" and not report.passed):
-            report.user_properties.append(("check_id", meta.id))
-            report.user_properties.append(("guide_line", meta.guide_line))
-            report.user_properties.append(("severity", meta.severity))
-            for e in ev:
-                report.user_properties.append(("evidence", _evidence_text(e.as_dict())))
+            # JUnit XML takes properties from the item, when its teardown is reported.
+            props = [
+                ("check_id", meta.id),
+                ("guide_line", meta.guide_line),
+                ("severity", meta.severity),
+            ]
+            props += [("evidence", _evidence_text(e.as_dict())) for e in ev]
+            item.user_properties.extend(props)
         entry = self.entries.get(report.nodeid)
         if entry is None:
             entry = Entry(meta.id, report.nodeid, meta.cadence, meta.severity, meta.guide_line)
