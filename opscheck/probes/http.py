@@ -61,9 +61,10 @@ def get_json(base_url: str, path: str, timeout_s: float) -> HttpResult:
 
 
 def _read_within(resp: requests.Response, deadline: float) -> bytes:
-    """The body, read in chunks so a trickling server cannot stretch the deadline."""
+    """The body, read as it arrives so a trickling server cannot stretch the deadline
+    by more than one socket read."""
     chunks = []
-    for chunk in resp.iter_content(65536):
+    while chunk := resp.raw.read1(65536, decode_content=True):
         chunks.append(chunk)
         if time.perf_counter() > deadline:
             raise TimeoutError

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from opscheck.sandbox.layout import Layout, backup_names, night_stamps, rewrite_today
+from opscheck.sandbox.layout import Layout, backup_names, night_stamps, rewrite_recent
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def _corrupt_backup(lay: Layout, now: datetime) -> None:
 
 
 def _error_heavy_log(lay: Layout, now: datetime) -> None:
-    """Today's log: one request in ten answered 500."""
-    rewrite_today(lay.logs, now, requests=600, error_share=0.10)
+    """The last 24 h and more of the log: one request in ten answered 500."""
+    rewrite_recent(lay.logs, now, requests=600, error_share=0.10)
 
 
 FAULTS: dict[str, Fault] = {
@@ -81,7 +81,10 @@ FAULTS: dict[str, Fault] = {
             "corrupt-backup", "file", "the newest chroma_db archive is truncated", _corrupt_backup
         ),
         Fault(
-            "error-heavy-log", "file", "10 % of today's requests failed with 500", _error_heavy_log
+            "error-heavy-log",
+            "file",
+            "10 % of requests since yesterday 00:00 failed with 500",
+            _error_heavy_log,
         ),
     )
 }

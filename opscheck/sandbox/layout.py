@@ -181,7 +181,7 @@ def template_text(rng: random.Random, i: int) -> tuple[str, list[str]]:
     body = (
         f"안녕하세요 #{{{variables[0]}}}님,\n{request} 알림입니다.\n"
         f"- 확인 정보: #{{{variables[1]}}}\n- 일시: #{{{variables[2]}}}\n"
-        "문의 사항은 고객센터로 연락 주시기 바랍니다. " * 8
+        "문의 사항은 고객센터로 연락 주시기 바랍니다. " * 4
     )
     return body, variables
 
@@ -426,14 +426,21 @@ def write_logs(
         path.chmod(0o644)
 
 
-def rewrite_today(
+def rewrite_recent(
     folder: Path, now: datetime, requests: int, error_share: float, seed: int = 11
 ) -> None:
-    """Replace today's app.log with one at another error share (the error-heavy-log fault)."""
+    """Rewrite app.log and app.log.1 (the last 24 h and more) at another error share."""
     rng = random.Random(seed)
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    lines = day_lines(day, now, requests, rng, error_share)
-    (folder / "app.log").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    yesterday = today - timedelta(days=1)
+    for path, day, end in (
+        (folder / "app.log.1", yesterday, today),
+        (folder / "app.log", today, now),
+    ):
+        st = path.stat()
+        lines = day_lines(day, end, requests, rng, error_share)
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        os.utime(path, (st.st_atime, st.st_mtime))
 
 
 # ---- backups ----------------------------------------------------------------------------

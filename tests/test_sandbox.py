@@ -1,0 +1,264 @@
+"""The sandbox replica is faithful to SERVICE.md, and `down` leaves nothing running."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import re
+import sqlite3
+import stat
+import subprocess
+import sys
+import tarfile
+import tomllib
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from opscheck.sandbox import control
+from opscheck.sandbox.layout import KINDS
+
+LOG_LINE = re.compile(
+    r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - [\w.]+ - (INFO|WARNING|ERROR|DEBUG|CRITICAL) - "
+)
+STAMPED = re.compile(r"^(chroma_db|template_data|config|logs)_(\d{8}_\d{6})\.(tar\.gz|json)$")
+
+
+def base_url(sb) -> str:
+    return tomllib.loads(sb.config.read_text())["service"]["base_url"]
+
+
+def test_cli_up_status_down_leaves_nothing_running(tmp_path):
+    root = tmp_path / "sb"
+    cmd = [sys.executable, "-m", "opscheck.sandbox"]
+    up = subprocess.run(
+        [*cmd, "up", "--dir", str(root), "--latency-scale", "0.01"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.strip() == str(root / "opscheck.toml")
+    pid = int((root / "run" / "server.pid").read_text())
+    url = tomllib.loads((root / "opscheck.toml").read_text())["service"]["base_url"]
+    assert url.startswith("http://127.0.0.1:")
+    assert requests.get(url + "/health", timeout=5).json()["status"] == "healthy"
+    status = subprocess.run([*cmd, "status", "--dir", str(root)], capture_output=True, text=True)
+    assert f"server: pid {pid} running" in status.stdout
+    down = subprocess.run([*cmd, "down", "--dir", str(root)], capture_output=True, text=True)
+    assert f"stopped server (pid {pid})" in down.stdout
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/health", timeout=2)
+    again = subprocess.run([*cmd, "down", "--dir", str(root)], capture_output=True, text=True)
+    assert "nothing was running" in again.stdout
+
+
+def test_up_refuses_to_wipe_a_directory_that_is_not_a_sandbox(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    with pytest.raises(SystemExit, match="is not empty and is not a sandbox"):
+        control.up(tmp_path, control.Options(faults=("down",)))
+    assert (tmp_path / "precious.txt").read_text() == "keep me"
+
+
+def test_unknown_fault_is_refused(tmp_path):
+    with pytest.raises(SystemExit, match="unknown fault 'nope'"):
+        control.up(tmp_path / "x", control.Options(faults=("nope",)))
+
+
+def test_cpu_hog_processes_are_bounded_and_stopped(sandbox_factory):
+    sb = sandbox_factory("cpu-hog")
+    pids = [int(p.read_text()) for p in (sb.root / "run").glob("cpu-hog-*.pid")]
+    assert len(pids) == (os.cpu_count() or 1)
+    control.down(sb.root)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_app_dir_layout(golden):
+    app = golden / "app"
+    assert stat.S_IMODE((app / ".env").stat().st_mode) == 0o600
+    env = (app / ".env").read_text()
+    assert re.search(r"^ANTHROPIC_API_KEY=sk-ant-\S{20,}$", env, re.M)
+    assert re.search(r"^OPENAI_API_KEY=sk-\S{20,}$", env, re.M)
+    for d in ("data", "logs", "chroma_db"):
+        assert stat.S_IMODE((app / d).stat().st_mode) == 0o755
+    data = json.loads((app / "data/kakao_template_vectordb_data.json").read_text())
+    assert len(data["templates"]) == 449
+    assert set(data) == {"templates", "patterns", "success_indicators", "metadata"}
+    assert set(data["templates"][0]) == {"id", "text", "metadata"}
+    size = (app / "data/kakao_template_vectordb_data.json").stat().st_size
+    assert 400_000 < size < 700_000, size
+    assert (app / "requirements.txt").read_text().startswith("fastapi==")
+
+
+def test_chroma_store_looks_like_chroma(golden):
+    chroma = golden / "app" / "chroma_db"
+    con = sqlite3.connect(f"file:{chroma / 'chroma.sqlite3'}?mode=ro", uri=True)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    assert len(tables) == 17, sorted(tables)
+    assert {
+        "collections",
+        "segments",
+        "embeddings",
+        "embedding_metadata",
+        "embeddings_queue",
+        "migrations",
+        "tenants",
+        "databases",
+        "embedding_fulltext_search",
+    } <= tables
+    assert con.execute("SELECT name FROM collections").fetchall() == [("langchain",)]
+    assert con.execute("SELECT count(*) FROM embeddings").fetchone() == (42,)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    segments = [p for p in chroma.iterdir() if p.is_dir()]
+    assert len(segments) == 1 and re.fullmatch(r"[0-9a-f-]{36}", segments[0].name)
+    assert {p.name for p in segments[0].iterdir()} == {
+        "header.bin",
+        "data_level0.bin",
+        "length.bin",
+        "link_lists.bin",
+    }
+
+
+def test_logs_are_in_the_service_format_and_rotated(golden):
+    logs = golden / "app" / "logs"
+    names = sorted(p.name for p in logs.iterdir())
+    assert names == ["app.log", "app.log.1", *[f"app.log.{n}.gz" for n in range(2, 8)]]
+    text = gzip.decompress((logs / "app.log.3.gz").read_bytes())
+    assert b"\xff" in text, "one undecodable byte, as real logs have"
+    lines = text.decode("utf-8", "replace").splitlines()
+    stamped = [line for line in lines if LOG_LINE.match(line)]
+    assert len(stamped) > 2000
+    assert all(LOG_LINE.match(line) or not line[:4].isdigit() for line in lines)
+    joined = "\n".join(lines)
+    for needle in (
+        "src.api.main - INFO - Request: POST /api/v1/templates/generate",
+        "src.api.main - INFO - Response: 200 - ",
+        "chromadb.telemetry.product.posthog - ERROR - Failed to send telemetry event",
+        "피자 주문 완료 안내",
+    ):
+        assert needle in joined
+
+
+def test_backups_are_thirty_nightly_sets_built_like_the_seed_script(golden):
+    backups = golden / "backups" / "kakao-template"
+    stamps: dict[str, set[str]] = {}
+    for p in backups.iterdir():
+        m = STAMPED.match(p.name)
+        assert m, p.name
+        stamps.setdefault(m.group(2), set()).add(m.group(1))
+    assert len(stamps) == 30
+    assert all(kinds == set(KINDS) for kinds in stamps.values())
+    newest = max(stamps)
+    with tarfile.open(backups / f"chroma_db_{newest}.tar.gz") as tar:
+        names = tar.getnames()
+    assert names[0] == "app/chroma_db" and "app/chroma_db/chroma.sqlite3" in names
+    with tarfile.open(backups / f"config_{newest}.tar.gz") as tar:
+        assert {".env", "src/config/settings.py", "requirements.txt"} <= set(tar.getnames())
+    with tarfile.open(backups / f"logs_{newest}.tar.gz") as tar:
+        assert "logs/app.log" in tar.getnames()
+    stamp_time = datetime.strptime(newest, "%Y%m%d_%H%M%S").timestamp()
+    assert abs((backups / f"chroma_db_{newest}.tar.gz").stat().st_mtime - stamp_time) < 3600
+
+
+def test_api_replica_shapes(sandbox):
+    url = base_url(sandbox)
+    h = requests.get(url + "/health", timeout=5)
+    assert h.status_code == 200 and "X-Process-Time" in h.headers
+    assert set(h.json()) == {"status", "timestamp", "version", "components"}
+    assert set(h.json()["components"]) == {"llm_client", "vector_database", "workflow"}
+    g = requests.post(
+        url + "/api/v1/templates/generate",
+        timeout=10,
+        json={
+            "user_request": "피자 주문 완료 안내 메시지를 만들어 주세요",
+            "business_type": "음식점",
+            "required_variables": ["주문번호"],
+        },
+    )
+    body = g.json()
+    assert g.status_code == 200 and body["success"] is True
+    assert set(body) == {"success", "template", "compliance", "analysis", "workflow_info"}
+    assert "#{주문번호}" in body["template"]["text"]
+    assert set(body["workflow_info"]) == {
+        "iterations",
+        "errors",
+        "policy_sources",
+        "processing_time_seconds",
+    }
+    assert 0 <= body["compliance"]["score"] <= 100
+    v = requests.post(
+        url + "/api/v1/templates/validate",
+        timeout=10,
+        json={"template_text": "#{a}", "button_text": "#{b} 보기"},
+    ).json()
+    assert set(v["detailed_scores"]) == {
+        "basic_rules",
+        "blacklist_check",
+        "variable_usage",
+        "llm_analysis",
+    }
+    assert not v["compliance"]["is_compliant"]
+    bad = requests.post(
+        url + "/api/v1/templates/generate", json={"user_request": "짧음"}, timeout=5
+    )
+    assert bad.status_code == 422 and "detail" in bad.json()
+    missing = requests.get(url + "/nope", timeout=5)
+    assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
+    stats = requests.get(url + "/stats", timeout=5).json()
+    assert stats["successful_generations"] == 1
+
+
+def test_errors_fault_fails_exactly_the_configured_share(sandbox_factory):
+    sb = sandbox_factory("errors")
+    url = base_url(sb) + "/api/v1/templates/validate"
+    codes = [
+        requests.post(url, json={"template_text": "안녕하세요 #{고객명}님"}, timeout=5).status_code
+        for _ in range(40)
+    ]
+    assert codes.count(500) == 2 and codes.count(200) == 38
+    assert requests.get(base_url(sb) + "/health", timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("fault", "probe"),
+    [
+        ("env-mode", lambda r: stat.S_IMODE((r / "app/.env").stat().st_mode) == 0o644),
+        ("dir-mode", lambda r: stat.S_IMODE((r / "app/logs").stat().st_mode) == 0o777),
+        ("stale-backup", lambda r: len(list((r / "backups/kakao-template").iterdir())) == 112),
+        (
+            "error-heavy-log",
+            lambda r: (
+                sum(
+                    (r / "app/logs" / n).read_text().count("Request failed")
+                    for n in ("app.log", "app.log.1")
+                )
+                > 40
+            ),
+        ),
+    ],
+)
+def test_file_faults_change_what_they_say(sandbox_factory, fault, probe):
+    sb = sandbox_factory("down", fault)
+    assert probe(sb.root)
+
+
+def test_corrupt_backup_truncates_the_newest_chroma_archive(sandbox_factory):
+    sb = sandbox_factory("down", "corrupt-backup")
+    newest = sorted((sb.root / "backups/kakao-template").glob("chroma_db_*.tar.gz"))[-1]
+    with pytest.raises((EOFError, tarfile.ReadError, OSError)), tarfile.open(newest) as tar:
+        tar.getmembers()
+
+
+def test_config_written_by_up_is_valid(sandbox):
+    from opscheck import config as cfgmod
+
+    c = cfgmod.load(sandbox.config).config
+    assert Path(c.paths.env_file) == sandbox.root / "app" / ".env"
+    assert c.paths.backup_dir == str(sandbox.root / "backups" / "kakao-template")
