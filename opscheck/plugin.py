@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pytest_metadata.plugin import metadata_key as METADATA
 
 from opscheck import config as cfgmod
 from opscheck import rootdir
@@ -66,6 +67,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.self_contained_html = True
     config.option.xmlpath = str(state.paths.xml)
     config.pluginmanager.register(state, "opscheck-run")
+    if METADATA in config.stash:  # pytest-metadata configured before us: add to its table
+        config.stash[METADATA].update(state.metadata())
 
 
 def _is_check_run(config: pytest.Config) -> bool:

@@ -255,8 +255,10 @@ def _write_atomic(path: Path, text: str) -> None:
 
 def _evidence_text(e: dict[str, Any]) -> str:
     text = f"{e['name']}: {fmt(e['value'], e['unit'])}"
-    if e["limit"] is not None:
+    if isinstance(e["limit"], int | float) and not isinstance(e["limit"], bool):
         text += f" (limit {fmt(e['limit'], e['unit'])})"
+    elif e["limit"] is not None:
+        text += f" (expected {e['limit']})"
     return text
 
 
