@@ -16,7 +16,8 @@ from opscheck import config as cfgmod
 from opscheck import rootdir
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
-from opscheck.probes.host import LocalHost, ProbeError, host_for, host_label
+from opscheck.probes import ProbeError
+from opscheck.probes.host import LocalHost, host_for, host_label
 from opscheck.report import RunState, check_meta, is_check
 
 STATE = pytest.StashKey[RunState]()
@@ -155,6 +156,15 @@ def host(host_spec: str):
     """The host under check (parametrized over `[hosts] targets`)."""
     try:
         return host_for(host_spec)
+    except ProbeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A probe that cannot measure fails its check with the probe's reason, not a traceback."""
+    try:
+        return (yield)
     except ProbeError as exc:
         pytest.fail(str(exc), pytrace=False)
 

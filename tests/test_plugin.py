@@ -200,7 +200,7 @@ def test_hanging_check_times_out_and_the_run_goes_on(tmp_path):
     assert proc.returncode == 1
 
 
-def test_crash_skip_and_setup_error_are_reported_with_reasons(tmp_path):
+def test_crash_skip_setup_error_and_probe_error_are_reported_with_reasons(tmp_path):
     body = """
     @pytest.fixture
     def broken_probe():
@@ -222,16 +222,25 @@ def test_crash_skip_and_setup_error_are_reported_with_reasons(tmp_path):
     @pytest.mark.daily
     def test_setup_fails(broken_probe):
         '''.env 600: its fixture fails.'''
+
+
+    @pytest.mark.daily
+    def test_probe_cannot_measure():
+        '''디스크 사용률 < 90%: its probe gives up.'''
+        from opscheck.probes import ProbeError
+        raise ProbeError("cannot stat file system /data: Permission denied")
     """
     suite = make_suite(tmp_path, {"checks/daily/test_x.py": body})
     proc = run_pytest(["-m", "daily"], cwd=suite)
     assert proc.returncode == 1
     (js,) = reports_of(suite, "daily", "json")
-    crash, skip, setup = json.loads(js.read_text())["checks"]
+    crash, skip, setup, probe = json.loads(js.read_text())["checks"]
     assert (crash["outcome"], crash["message"]) == ("failed", "ValueError: unexpected answer")
     assert (skip["outcome"], skip["message"]) == ("skipped", "no https target configured")
     assert setup["outcome"] == "error"
     assert setup["message"] == "setup error: OSError: permission denied reading /app/.env"
+    assert probe["outcome"] == "failed"
+    assert probe["message"] == "cannot stat file system /data: Permission denied"
 
 
 def test_label_names_the_marker_expression(tmp_path):

@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from opscheck.probes.host import LocalHost, ProbeError, host_for, host_label
+from opscheck.probes import ProbeError
+from opscheck.probes.host import LocalHost, host_for, host_label
 from opscheck.probes.http import get_json
 
 

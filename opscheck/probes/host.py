@@ -15,9 +15,7 @@ from pathlib import Path
 
 import psutil
 
-
-class ProbeError(Exception):
-    """A value could not be measured; the text says why, in one line."""
+from opscheck.probes import ProbeError
 
 
 @dataclass(frozen=True)
