@@ -14,8 +14,16 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 ENV_VAR = "OPSCHECK_CONFIG"
 DEFAULT_NAME = "opscheck.toml"
@@ -37,6 +45,16 @@ class Service(_Section):
     user: str = "app"
     timezone: str = ""
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
 
 class Paths(_Section):
     app_dir: str = "/app"
@@ -53,6 +71,7 @@ class Paths(_Section):
     disk_mounts: list[str] = ["/"]
     key_registry: str = "/secure/api_keys.json"
     attestations_dir: str = "attestations"
+    scratch_dir: str = ""  # where restore drills unpack; "" = the system's temp dir
 
     @model_validator(mode="after")
     def _below_app_dir(self) -> Paths:
@@ -89,6 +108,8 @@ class Thresholds(_Section):
     cache_hit_ratio: float = Field(0.5, ge=0, le=1)
     cache_idle_days: int = Field(30, ge=0)
     temp_file_max_age_days: int = Field(7, ge=0)
+    restore_tolerance_percent: float = Field(0.0, ge=0, le=100)
+    restore_max_extract_mb: int = Field(20480, gt=0)
 
 
 class Redis(_Section):
@@ -223,4 +244,8 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     # Strings may hold an expanded secret: name their type, never their text.
     shown = repr(got) if isinstance(got, int | float | bool) else f"a {type(got).__name__}"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"{source}: {_where(loc)}: {err['msg'].lower()}, got {shown}{more}"
+    msg = err["msg"].removeprefix("Value error, ")
+    msg = msg[:1].lower() + msg[1:]
+    if err["type"] == "value_error":
+        return f"{source}: {_where(loc)}: {msg}{more}"
+    return f"{source}: {_where(loc)}: {msg}, got {shown}{more}"

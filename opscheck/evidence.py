@@ -70,6 +70,28 @@ class Recorder:
             return False
         return True
 
+    def within(
+        self,
+        name: str,
+        got: float | None,
+        want: float | None,
+        tolerance_percent: float,
+        unit: str = "",
+    ) -> bool:
+        """Record `got` against `want` and note a breach when they differ by more than the
+        tolerance (% of `want`) or either could not be counted."""
+        self.record(name, got, unit, want)
+        if got is None or want is None:
+            missing = "restored" if got is None else "live"
+            self.breaches.append(f"{name}: the {missing} value could not be counted")
+            return False
+        allowed = abs(want) * tolerance_percent / 100.0
+        if abs(got - want) > allowed:
+            tol = f" ± {fmt(tolerance_percent, '%')}" if tolerance_percent else ""
+            self.breaches.append(f"{name}: restored {fmt(got, unit)}, live {fmt(want, unit)}{tol}")
+            return False
+        return True
+
     def expect(self, name: str, value: Any, expected: Any, ok: bool, why: str = "") -> bool:
         """Record a non-numeric comparison (a mode, a status); `why` explains a breach."""
         self.record(name, value, "", expected)

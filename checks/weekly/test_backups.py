@@ -1,0 +1,98 @@
+"""Weekly: every night has a complete set, every archive reads through, storage holds."""
+
+from datetime import timedelta
+
+import pytest
+
+from opscheck.probes import backups, restore
+
+
+def _inventory(cfg):
+    return backups.scan(cfg.paths.backup_dir, backups.zone(cfg.service.timezone))
+
+
+@pytest.mark.weekly
+def test_backup_every_day(cfg, evidence):
+    """데이터베이스 백업: each of the last 7 days has a complete set (all four kinds)."""
+    sets, now = _inventory(cfg).sets(), backups.now()
+    good = 0
+    for start, end in backups.day_windows(now, 7):
+        found = [s for s in sets if start <= s.stamp < end]
+        if any(s.complete for s in found):
+            good += 1
+            continue
+        gaps = "; ".join(f"set {s.label} lacks {', '.join(s.missing)}" for s in found)
+        evidence.breach(
+            f"no complete set between {backups.when(start)} and "
+            f"{backups.when(end)}" + (f" ({gaps})" if gaps else "")
+        )
+    evidence.record("days with a complete set", good, "days", 7)
+    evidence.verdict()
+
+
+@pytest.mark.weekly
+def test_backup_integrity(cfg, evidence):
+    """백업 파일 무결성 검증: the last 7 days' archives read through; no set shrank by half."""
+    inv, now = _inventory(cfg), backups.now()
+    recent = inv.sets_since(now - timedelta(days=7))
+    paths = [f.path for s in recent for f in s.files.values()]
+    results = restore.verify_all(
+        paths,
+        cfg.thresholds.restore_max_extract_mb * 2**20,
+        cfg.paths.scratch_dir,
+        workers=restore.workers(),
+    )
+    for r in results:
+        if not r.ok:
+            evidence.breach(f"{r.path}: {r.error}")
+    evidence.record("files read through", sum(r.ok for r in results), "files", len(results))
+    evidence.record("bytes read", sum(r.compressed_bytes for r in results) / 1e6, "MB")
+    for _kind, before, after in backups.shrunk(inv.sets(), since=now - timedelta(days=7)):
+        evidence.breach(
+            f"{after.path.name} is {after.size} bytes, less than half of "
+            f"{before.path.name} ({before.size} bytes)"
+        )
+    if not recent:
+        evidence.breach(f"no backup set in the last 7 days in {inv.directory}")
+    evidence.verdict()
+
+
+@pytest.mark.weekly
+def test_backup_storage_capacity(host, cfg, evidence):
+    """백업 저장소 용량 확인: the backup volume has room for backup_retention_days more sets."""
+    usage = host.disk_usage(cfg.paths.backup_dir)
+    evidence.at_most(
+        f"{usage.mount} space used", usage.space_percent, "%", cfg.thresholds.disk_percent
+    )
+    complete = [s for s in _inventory(cfg).sets() if s.complete]
+    if not complete:
+        evidence.breach(f"no complete backup set in {cfg.paths.backup_dir} to size by")
+    else:
+        newest = complete[-1]
+        evidence.record(f"set {newest.label} size", newest.size / 1e6, "MB")
+        evidence.at_least(
+            "sets the free space holds",
+            usage.free_bytes / max(newest.size, 1),
+            "sets",
+            cfg.thresholds.backup_retention_days,
+        )
+    evidence.verdict()
+
+
+@pytest.mark.weekly
+def test_backup_retention(cfg, evidence):
+    """오래된 백업 정리: no set older than backup_retention_days + 1 remains."""
+    sets, now = _inventory(cfg).sets(), backups.now()
+    keep_days = cfg.thresholds.backup_retention_days + 1
+    if sets:
+        evidence.record(
+            "oldest set age", (now - sets[0].stamp).total_seconds() / 86400, "days", keep_days
+        )
+    old = [s for s in sets if s.stamp < now - timedelta(days=keep_days)]
+    if old:
+        age = (now - old[0].stamp).total_seconds() / 86400
+        evidence.breach(
+            f"{len(old)} sets older than {keep_days} days remain, the oldest "
+            f"({old[0].label}) is {age:.1f} days old, limit {keep_days} days"
+        )
+    evidence.verdict()
