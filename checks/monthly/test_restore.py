@@ -22,6 +22,13 @@ def test_restore_drill(cfg, evidence):
     live = restore.live(cfg.paths.chroma_dir, cfg.paths.template_data)
     for name, got, want in restore.count_pairs(drill, live):
         evidence.within(name, got, want, t.restore_tolerance_percent)
+    evidence.record("HNSW segment folders restored", len(drill.segments), "", len(live.segments))
+    for segment in restore.missing_segments(drill, live):
+        evidence.breach(
+            f"set {drill.label} lacks the HNSW segment folder {segment} of the live store"
+        )
+    if live.templates_error:
+        evidence.breach(live.templates_error)
     evidence.expect(
         ".env restored (key names)",
         ", ".join(drill.env_keys) or "none",

@@ -36,6 +36,7 @@ class Drill:
     label: str
     seconds: float = 0.0
     results: dict[str, Verified] = field(default_factory=dict)
+    segments: set[str] = field(default_factory=set)  # HNSW segment folders restored
     env_keys: list[str] = field(default_factory=list)  # names only, never values
     has_requirements: bool = False
     chroma: ChromaFacts | None = None
@@ -51,6 +52,14 @@ class Live:
     chroma: ChromaFacts
     templates: int | None
     templates_error: str = ""
+    segments: frozenset[str] = frozenset()
+
+
+def segment_dirs(chroma_dir: Path) -> set[str]:
+    """The HNSW segment folders of a Chroma store (named by UUID, holding header.bin)."""
+    if not chroma_dir.is_dir():
+        return set()
+    return {p.parent.name for p in chroma_dir.glob("*/header.bin")}
 
 
 def env_key_names(path: Path) -> list[str]:
@@ -102,6 +111,9 @@ def _read_restored(tmp: Path, result: Drill) -> None:
     chroma = result.results.get("chroma_db")
     if chroma is not None and chroma.chroma is not None:
         result.chroma = chroma.chroma
+        stores = list((tmp / "chroma_db").rglob("chroma.sqlite3"))
+        if stores:
+            result.segments = segment_dirs(stores[0].parent)
     data = result.results.get("template_data")
     if data is not None and data.ok:
         result.templates = data.templates
@@ -122,7 +134,7 @@ def live(chroma_dir: str, template_data: str) -> Live:
         templates, error = None, f"{template_data}: {exc.strerror or exc}"
     except ValueError as exc:
         templates, error = None, f"{template_data}: invalid JSON: {exc}"
-    return Live(facts, templates, error)
+    return Live(facts, templates, error, frozenset(segment_dirs(Path(chroma_dir))))
 
 
 def verify_file(path: Path, max_bytes: int, scratch_dir: str) -> Verified:
@@ -162,6 +174,13 @@ def _cpus() -> set[int]:
         return os.sched_getaffinity(0)
     except AttributeError:
         return set(range(os.cpu_count() or 1))
+
+
+def missing_segments(drill: Drill, live: Live) -> list[str]:
+    """Live HNSW segment folders the restored store lacks."""
+    if drill.chroma is None:
+        return []
+    return sorted(live.segments - drill.segments)
 
 
 def count_pairs(drill: Drill, live: Live) -> list[tuple[str, int | None, int | None]]:

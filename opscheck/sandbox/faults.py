@@ -6,11 +6,16 @@ replica answers (read by `app.py` from `run/sandbox.json`); `down` starts nothin
 
 from __future__ import annotations
 
+import json
 import os
 import pwd
+import shutil
+import subprocess
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 from opscheck.sandbox.layout import Layout, backup_names, night_stamps, rewrite_recent
 
@@ -59,6 +64,94 @@ def _corrupt_backup(lay: Layout, now: datetime) -> None:
     os.utime(path, (st.st_atime, st.st_mtime))
 
 
+def _newest(lay: Layout, now: datetime, kind: str) -> Path:
+    stamp = night_stamps(now, 1)[0].strftime("%Y%m%d_%H%M%S")
+    return lay.backups / backup_names(stamp)[kind]
+
+
+def _keep_mtime(path: Path, build: Callable[[Path], None]) -> None:
+    """Rebuild a backup file in place with the mtime the nightly run gave it."""
+    st = path.stat()
+    build(path)
+    os.utime(path, (st.st_atime, st.st_mtime))
+
+
+def _missing_day(lay: Layout, now: datetime) -> None:
+    """Three nights ago the config archive was not written: that set is incomplete."""
+    stamp = night_stamps(now, 4)[0].strftime("%Y%m%d_%H%M%S")
+    (lay.backups / backup_names(stamp)["config"]).unlink()
+
+
+def _old_backups_kept(lay: Layout, now: datetime) -> None:
+    """Cleanup stopped: sets from 35, 40 and 45 days ago are still there."""
+    newest = night_stamps(now, 1)[0]
+    for days in (35, 40, 45):
+        night = newest - timedelta(days=days)
+        for kind, name in backup_names(night.strftime("%Y%m%d_%H%M%S")).items():
+            path = lay.backups / name
+            shutil.copyfile(_newest(lay, now, kind), path)
+            os.utime(path, (night.timestamp() + 30, night.timestamp() + 30))
+
+
+def _shrunk_backup(lay: Layout, now: datetime) -> None:
+    """Last night's chroma_db archive holds only chroma.sqlite3: the segment folder is gone."""
+
+    def build(path: Path) -> None:
+        subprocess.run(
+            ["tar", "-czf", path, "-C", lay.root, "app/chroma_db/chroma.sqlite3"], check=True
+        )
+
+    _keep_mtime(_newest(lay, now, "chroma_db"), build)
+
+
+def _traversal_backup(lay: Layout, now: datetime) -> None:
+    """Last night's chroma_db archive carries a member named ../../outside.txt."""
+
+    def build(path: Path) -> None:
+        with tempfile.TemporaryDirectory() as tmp:
+            inner = Path(tmp) / "a" / "b"
+            inner.mkdir(parents=True)
+            (Path(tmp) / "outside.txt").write_text("written outside the restore dir\n")
+            subprocess.run(["cp", "-a", str(lay.chroma), str(inner / "chroma_db")], check=True)
+            subprocess.run(
+                ["tar", "-czPf", path, "-C", inner, "chroma_db", "../../outside.txt"], check=True
+            )
+
+    _keep_mtime(_newest(lay, now, "chroma_db"), build)
+
+
+def _future_backup(lay: Layout, now: datetime) -> None:
+    """A set stamped tomorrow night: a clock or time zone is wrong somewhere."""
+    tomorrow = night_stamps(now, 1)[0] + timedelta(days=1)
+    for kind, name in backup_names(tomorrow.strftime("%Y%m%d_%H%M%S")).items():
+        shutil.copyfile(_newest(lay, now, kind), lay.backups / name)
+
+
+def _backup_mtime(lay: Layout, now: datetime) -> None:
+    """Last night's chroma_db archive was modified 6 hours after its stamp."""
+    path = _newest(lay, now, "chroma_db")
+    t = night_stamps(now, 1)[0].timestamp() + 6 * 3600
+    os.utime(path, (t, t))
+
+
+def _config_without_env(lay: Layout, now: datetime) -> None:
+    """Last night's config archive lacks .env (the backup script ran without read access)."""
+
+    def build(path: Path) -> None:
+        subprocess.run(
+            ["tar", "-czf", path, "-C", lay.app, "src/config/", "requirements.txt"], check=True
+        )
+
+    _keep_mtime(_newest(lay, now, "config"), build)
+
+
+def _restore_mismatch(lay: Layout, now: datetime) -> None:
+    """The live template data gained 11 records since last night's backup."""
+    doc = json.loads(lay.template_data.read_text())
+    doc["templates"] += doc["templates"][:11]
+    lay.template_data.write_text(json.dumps(doc, ensure_ascii=False))
+
+
 def _error_heavy_log(lay: Layout, now: datetime) -> None:
     """The last 24 h and more of the log: one request in ten answered 500."""
     rewrite_recent(lay.logs, now, requests=600, error_share=0.10)
@@ -79,6 +172,49 @@ FAULTS: dict[str, Fault] = {
         Fault("stale-backup", "file", "the last two nightly backups are missing", _stale_backup),
         Fault(
             "corrupt-backup", "file", "the newest chroma_db archive is truncated", _corrupt_backup
+        ),
+        Fault(
+            "missing-day",
+            "file",
+            "the set of three nights ago lacks its config archive",
+            _missing_day,
+        ),
+        Fault(
+            "old-backups-kept",
+            "file",
+            "sets 35, 40 and 45 days old were never removed",
+            _old_backups_kept,
+        ),
+        Fault(
+            "shrunk-backup",
+            "file",
+            "last night's chroma_db archive lost its segment folder",
+            _shrunk_backup,
+        ),
+        Fault(
+            "traversal-backup",
+            "file",
+            "last night's chroma_db archive has a ../../ member",
+            _traversal_backup,
+        ),
+        Fault("future-backup", "file", "a backup set is stamped tomorrow", _future_backup),
+        Fault(
+            "backup-mtime",
+            "file",
+            "last night's chroma_db archive's mtime is 6 h off its stamp",
+            _backup_mtime,
+        ),
+        Fault(
+            "config-without-env",
+            "file",
+            "last night's config archive lacks .env",
+            _config_without_env,
+        ),
+        Fault(
+            "restore-mismatch",
+            "file",
+            "live template data has 11 records the backup lacks",
+            _restore_mismatch,
         ),
         Fault(
             "error-heavy-log",
