@@ -24,9 +24,7 @@ def test_restore_drill(cfg, evidence):
         evidence.within(name, got, want, t.restore_tolerance_percent)
     evidence.record("HNSW segment folders restored", len(drill.segments), "", len(live.segments))
     for segment in restore.missing_segments(drill, live):
-        evidence.breach(
-            f"set {drill.label} lacks the HNSW segment folder {segment} of the live store"
-        )
+        evidence.breach(f"set {drill.label} lacks the live store's HNSW segment folder {segment}")
     if live.templates_error:
         evidence.breach(live.templates_error)
     evidence.expect(
