@@ -194,9 +194,8 @@ def _read_members(
                     )
                 total += _take(tar, member, result, tmp, extract_to)
             end = tar.offset
-        while chunk := stream.read(CHUNK):  # to the gzip stream's end: CRC and length checked
-            if chunk.strip(b"\0"):
-                raise ArchiveError("data after the tar end-of-archive marker")
+        while stream.read(CHUNK):  # to the gzip stream's end, so its CRC and length are checked
+            pass
     if not result.members:
         raise ArchiveError("no members: an empty or headerless archive")
     if stream.count - end < 1024:
