@@ -14,6 +14,7 @@ DAILY_IDS = {
     "disk_usage",
     "env_file_mode",
     "data_dir_modes",
+    "backup_fresh",
 }
 HEALTH = {"health_endpoint_up", "health_components_healthy"}
 
@@ -26,10 +27,13 @@ MATRIX = {
     ("cpu-hog",): {"cpu_usage"},
     ("env-mode",): {"env_file_mode"},
     ("dir-mode",): {"data_dir_modes"},
-    # Faults for checks of later issues: no daily check of this set concerns them yet.
+    ("stale-backup",): {"backup_fresh"},
+    ("future-backup",): {"backup_fresh"},
+    # Faults for weekly/monthly checks or checks still to come: the daily list passes.
     ("errors",): set(),
-    ("stale-backup",): set(),
     ("corrupt-backup",): set(),
+    ("missing-day",): set(),
+    ("old-backups-kept",): set(),
     ("error-heavy-log",): set(),
 }
 
