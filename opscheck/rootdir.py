@@ -6,7 +6,8 @@ the option is still unknown and `/etc/opscheck/opscheck.toml` counts as a test
 path: the rootdir becomes `/etc/opscheck` and the suite's `pytest.ini` (markers,
 testpaths, addopts) is lost. Once our option is known, the free arguments are
 right; if they lead to an opscheck ini that pytest missed, adopt it the way pytest
-would have, before any conftest loads. `--rootdir` and `-c` given by hand win.
+would have, before any conftest loads. `-c` given by hand wins; so does `--rootdir`
+for the rootdir (the ini is still found from the arguments, as pytest does).
 """
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from _pytest.config.findpaths import determine_setup
 
 def repin(config: pytest.Config, args: list[str]) -> None:
     ns = config.known_args_namespace
-    if ns.inifilename or ns.rootdir:
+    if ns.inifilename:
         return
     rootpath, inipath, inicfg, ignored = determine_setup(
         inifile=None,
         override_ini=ns.override_ini,
         args=ns.file_or_dir,
-        rootdir_cmd_arg=None,
+        rootdir_cmd_arg=ns.rootdir or None,
         invocation_dir=config.invocation_params.dir,
     )
     if inipath is None or inipath == config.inipath:

@@ -153,13 +153,13 @@ def test_config_found_by_every_documented_route(tmp_path, form):
     proc = run_pytest(args, cwd=cwd, env=env)
     assert f"rootdir: {REPO}" in proc.stdout, proc.stdout + proc.stderr
     assert f"config {path}" in proc.stdout
-    assert "1 failed, 6 deselected" in proc.stdout, proc.stdout
+    assert re.search(r"\b1 failed, \d+ deselected", proc.stdout), proc.stdout
     assert proc.returncode == 1
     assert len(list((reports / "daily").glob("*.json"))) == 1
 
 
 def test_two_token_form_respects_explicit_rootdir(tmp_path):
-    """An operator's own --rootdir wins over the re-pinning."""
+    """An operator's own --rootdir is kept; the suite's ini still applies."""
     path = write(tmp_path, '[service]\nbase_url = "http://127.0.0.1:9"\n')
     proc = run_pytest(
         ["-m", "daily", "--ops-config", str(path), "--rootdir", str(REPO), "--co", "-q"]

@@ -1,0 +1,255 @@
+"""A log and its rotated siblings, read once, remembered by content.
+
+`app.log`, `app.log.1`, `app.log.2.gz` ... are found beside the configured path.
+Each file's Summary is cached under a key made of its content's identity (a hash of
+its first 64 KiB, decompressed, and its length), so a file logrotate renamed or
+compressed is not read again, and the growing `app.log` is read only from where the
+last run stopped (its head hash must still match). The cache lives in the suite's
+own state directory, never in the target.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import itertools
+import json
+import multiprocessing
+import os
+import re
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from isal import igzip_threaded
+
+from opscheck.probes import ProbeError
+from opscheck.probes.logs.scan import scan_app
+from opscheck.probes.logs.summary import Summary
+
+HEAD = 64 << 10
+SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LogFile:
+    path: Path
+    compressed: bool
+    size: int  # bytes on disk
+    mtime: float
+
+
+def siblings(path: str) -> list[LogFile]:
+    """The log and its rotated copies (`.1`, `.2.gz` ...), newest first."""
+    base = Path(path)
+    try:
+        names = os.listdir(base.parent)
+    except FileNotFoundError:
+        raise ProbeError(f"log dir {base.parent} does not exist") from None
+    except PermissionError:
+        raise ProbeError(f"log dir {base.parent}: permission denied") from None
+    pattern = re.compile(re.escape(base.name) + r"(?:\.(\d+))?(\.gz)?$")
+    found = []
+    for name in names:
+        m = pattern.fullmatch(name)
+        if not m:
+            continue
+        p = base.parent / name
+        try:
+            st = p.stat()
+        except OSError:
+            continue
+        if not p.is_file():
+            continue
+        found.append((int(m.group(1) or 0), LogFile(p, bool(m.group(2)), st.st_size, st.st_mtime)))
+    return [f for _, f in sorted(found, key=lambda t: t[0])]
+
+
+def _open(f: LogFile):
+    if f.compressed:
+        return igzip_threaded.open(f.path, "rb", threads=1)
+    return open(f.path, "rb")
+
+
+def content_key(f: LogFile) -> tuple[str, int]:
+    """(hash of the first 64 KiB of content, content length) of a plain or gzip file."""
+    with _open(f) as fh:
+        head = fh.read(HEAD)
+    if f.compressed:
+        with open(f.path, "rb") as raw:
+            raw.seek(-4, os.SEEK_END)
+            length = int.from_bytes(raw.read(4), "little")  # ISIZE: length mod 2^32
+    else:
+        length = f.size
+    return hashlib.sha256(head).hexdigest()[:32], length
+
+
+class Cache:
+    """Summaries on disk, one JSON file per content key."""
+
+    def __init__(self, directory: Path | None):
+        self.dir = directory
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path | None:
+        return self.dir / f"{key}.json" if self.dir else None
+
+    def get(self, key: str) -> dict | None:
+        p = self._path(key)
+        if p is None or not p.exists():
+            return None
+        try:
+            doc = json.loads(p.read_text())
+        except (OSError, ValueError):
+            return None
+        return doc if doc.get("v") == CACHE_VERSION else None
+
+    def put(self, key: str, doc: dict) -> None:
+        p = self._path(key)
+        if p is None:
+            return
+        doc = {"v": CACHE_VERSION, **doc}
+        fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
+        with os.fdopen(fd, "w") as out:
+            json.dump(doc, out)
+        os.replace(tmp, p)
+
+
+def _scan_range(
+    path: str, compressed: bool, start: int, end: int | None, name: str, line_base: int
+) -> dict:
+    """One worker's share of a file: bytes [start, end), both on line boundaries."""
+    f = LogFile(Path(path), compressed, 0, 0)
+    with _open(f) as fh:
+        if start:
+            fh.seek(start)
+        summary = scan_app(fh, name, None if end is None else end - start, line_base)
+    return summary.to_json()
+
+
+def _ranges(size: int, parts: int) -> list[tuple[int, int | None]]:
+    step = size // parts
+    edges = [i * step for i in range(parts)]
+    return [(edges[i], edges[i + 1] if i + 1 < parts else None) for i in range(parts)]
+
+
+def _line_aligned_end(path: Path, end: int) -> int:
+    """Where the line holding byte `end - 1` ends (ranges then meet on a newline)."""
+    with open(path, "rb") as fh:
+        fh.seek(end)
+        fh.readline()
+        return fh.tell()
+
+
+def summarize(path: str, cache_dir: Path | None, workers: int = 1) -> tuple[Summary, dict]:
+    """The merged Summary of a log and its rotated siblings, and how it was obtained."""
+    files = siblings(path)
+    cache = Cache(cache_dir)
+    total = Summary()
+    stats = {"files": len(files), "read_bytes": 0, "cached_files": 0, "resumed_files": 0}
+    if not files:
+        raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
+    jobs: list[tuple[LogFile, str, int, int]] = []  # file, key, offset, line_base
+    for f in files:
+        try:
+            key, length = content_key(f)
+        except (OSError, EOFError) as exc:
+            total.notes.append(f"{f.path.name}: unreadable ({exc})")
+            continue
+        cached = cache.get(f"{key}-{length}")
+        if cached is not None:
+            total.merge(Summary.from_json(cached["summary"]))
+            stats["cached_files"] += 1
+            continue
+        partial = None if f.compressed else cache.get(f"{key}-active")
+        if partial is not None and partial["offset"] <= f.size:
+            total.merge(Summary.from_json(partial["summary"]))
+            stats["resumed_files"] += 1
+            jobs.append((f, key, partial["offset"], partial["lines"]))
+        else:
+            jobs.append((f, key, 0, 0))
+    results = _run(jobs, workers)
+    for (f, key, offset, _), (summary, end) in zip(jobs, results, strict=True):
+        stats["read_bytes"] += (end - offset) if not f.compressed else f.size
+        if offset:
+            merged = Summary.from_json(cache.get(f"{key}-active")["summary"])
+            merged.merge(summary)
+        else:
+            merged = summary
+        total.merge(summary)
+        if f.compressed or f.path.name != Path(path).name:
+            length = content_key(f)[1]
+            cache.put(f"{key}-{length}", {"summary": merged.to_json()})
+        else:  # the active log grows: remember where this pass stopped
+            cache.put(
+                f"{key}-active", {"offset": end, "lines": merged.lines, "summary": merged.to_json()}
+            )
+            cache.put(f"{key}-{end}", {"summary": merged.to_json()})
+    return total, stats
+
+
+def _run(jobs: list[tuple[LogFile, str, int, int]], workers: int) -> list[tuple[Summary, int]]:
+    """Scan every job; big plain files are split across workers, others run whole."""
+    tasks: list[tuple[int, tuple]] = []
+    ends: list[int] = []
+    for i, (f, _key, offset, line_base) in enumerate(jobs):
+        end = f.size if f.compressed else _complete_end(f)
+        ends.append(end)
+        stop = None if f.compressed else end
+        if f.compressed or workers < 2 or end - offset < SPLIT_MIN:
+            tasks.append((i, (str(f.path), f.compressed, offset, stop, f.path.name, line_base)))
+            continue
+        cuts = (
+            [offset]
+            + [_line_aligned_end(f.path, offset + a) for a, _ in _ranges(end - offset, workers)[1:]]
+            + [end]
+        )
+        for a, b in itertools.pairwise(cuts):
+            tasks.append((i, (str(f.path), False, a, b, f.path.name, line_base)))
+    if workers > 1 and len(tasks) > 1:
+        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded pytest process
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            outputs = list(pool.map(_scan_task, [t for _, t in tasks]))
+    else:
+        outputs = [_scan_task(t) for _, t in tasks]
+    merged: list[Summary] = [Summary() for _ in jobs]
+    for (i, _), out in zip(tasks, outputs, strict=True):
+        part = Summary.from_json(out)
+        part.key_hits = [_shift(hit, merged[i].lines) for hit in part.key_hits]
+        merged[i].merge(part)
+    return [(merged[i], ends[i]) for i in range(len(jobs))]
+
+
+def _shift(hit: str, lines: int) -> str:
+    """A "file:line" key hit of a later range, renumbered from the file's start."""
+    name, _, line = hit.rpartition(":")
+    return f"{name}:{int(line) + lines}"
+
+
+def _scan_task(task: tuple) -> dict:
+    path, compressed, start, end, name, line_base = task
+    try:
+        return _scan_range(path, compressed, start, end, name, line_base)
+    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        s = Summary(notes=[f"{name}: read stopped early ({exc})"])
+        return s.to_json()
+
+
+def _complete_end(f: LogFile) -> int:
+    """The byte after the last newline: a line still being written is left for next time.
+    (A rotated file's unterminated last line is read with the next pass of its copy.)"""
+    with open(f.path, "rb") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        pos = size
+        while pos > 0:
+            step = min(HEAD, pos)
+            fh.seek(pos - step)
+            block = fh.read(step)
+            nl = block.rfind(b"\n")
+            if nl >= 0:
+                return pos - step + nl + 1
+            pos -= step
+        return 0
