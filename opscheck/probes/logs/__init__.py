@@ -1,0 +1,52 @@
+"""The service's logs, summarised once per run: app log and nginx access log.
+
+`view(path, ...)` returns the merged Summary of a log and its rotated siblings
+(cached on disk by content, so already-read files are not read again); windows of
+time are lists of local hour keys built by `hours_back`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+
+from opscheck.probes.logs.files import summarize
+from opscheck.probes.logs.summary import Hist, Hour, Summary
+
+__all__ = ["Hist", "Hour", "Summary", "hours_back", "view", "windows"]
+
+_MEMO: dict[tuple[str, str], tuple[Summary, dict]] = {}
+
+
+def view(path: str, state_dir: Path | None, fmt: str = "app", workers: int = 2) -> Summary:
+    """The Summary of `path` and its rotated copies, computed once per process."""
+    key = (path, fmt)
+    if key not in _MEMO:
+        cache = state_dir / "logs" if state_dir is not None else None
+        _MEMO[key] = summarize(path, cache, workers=workers, fmt=fmt)
+    return _MEMO[key][0]
+
+
+def stats(path: str, fmt: str = "app") -> dict:
+    return _MEMO.get((path, fmt), (None, {}))[1]
+
+
+def hours_back(end: datetime, hours: int, tz: tzinfo | None) -> list[str]:
+    """Local hour keys ("YYYY-mm-dd HH") of the `hours` clock hours ending with `end`'s."""
+    top = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+    keys = []
+    for n in range(hours):
+        t = (
+            (top - timedelta(hours=n)).astimezone(tz)
+            if tz
+            else (top - timedelta(hours=n)).astimezone()
+        )
+        keys.append(t.strftime("%Y-%m-%d %H"))
+    return keys
+
+
+def windows(now: datetime, tz: tzinfo | None, days: int = 7) -> tuple[list[str], list[list[str]]]:
+    """The last 24 clock hours, and each of the `days` 24-hour windows before them."""
+    last = hours_back(now, 24, tz)
+    earlier = [hours_back(now - timedelta(hours=24 * d), 24, tz) for d in range(1, days + 1)]
+    return last, earlier

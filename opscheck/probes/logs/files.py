@@ -25,7 +25,7 @@ from pathlib import Path
 from isal import igzip_threaded
 
 from opscheck.probes import ProbeError
-from opscheck.probes.logs.scan import scan_app
+from opscheck.probes.logs.scan import scan_access, scan_app
 from opscheck.probes.logs.summary import Summary
 
 HEAD = 64 << 10
@@ -119,14 +119,21 @@ class Cache:
 
 
 def _scan_range(
-    path: str, compressed: bool, start: int, end: int | None, name: str, line_base: int
+    path: str,
+    compressed: bool,
+    start: int,
+    end: int | None,
+    name: str,
+    line_base: int,
+    fmt: str,
 ) -> dict:
     """One worker's share of a file: bytes [start, end), both on line boundaries."""
     f = LogFile(Path(path), compressed, 0, 0)
     with _open(f) as fh:
         if start:
             fh.seek(start)
-        summary = scan_app(fh, name, None if end is None else end - start, line_base)
+        scan = scan_access if fmt == "access" else scan_app
+        summary = scan(fh, name, None if end is None else end - start, line_base)
     return summary.to_json()
 
 
@@ -144,7 +151,9 @@ def _line_aligned_end(path: Path, end: int) -> int:
         return fh.tell()
 
 
-def summarize(path: str, cache_dir: Path | None, workers: int = 1) -> tuple[Summary, dict]:
+def summarize(
+    path: str, cache_dir: Path | None, workers: int = 1, fmt: str = "app"
+) -> tuple[Summary, dict]:
     """The merged Summary of a log and its rotated siblings, and how it was obtained."""
     files = siblings(path)
     cache = Cache(cache_dir)
@@ -159,6 +168,7 @@ def summarize(path: str, cache_dir: Path | None, workers: int = 1) -> tuple[Summ
         except (OSError, EOFError) as exc:
             total.notes.append(f"{f.path.name}: unreadable ({exc})")
             continue
+        key = f"{fmt}-{key}"
         cached = cache.get(f"{key}-{length}")
         if cached is not None:
             total.merge(Summary.from_json(cached["summary"]))
@@ -171,7 +181,7 @@ def summarize(path: str, cache_dir: Path | None, workers: int = 1) -> tuple[Summ
             jobs.append((f, key, partial["offset"], partial["lines"]))
         else:
             jobs.append((f, key, 0, 0))
-    results = _run(jobs, workers)
+    results = _run(jobs, workers, fmt)
     for (f, key, offset, _), (summary, end) in zip(jobs, results, strict=True):
         stats["read_bytes"] += (end - offset) if not f.compressed else f.size
         if offset:
@@ -191,7 +201,9 @@ def summarize(path: str, cache_dir: Path | None, workers: int = 1) -> tuple[Summ
     return total, stats
 
 
-def _run(jobs: list[tuple[LogFile, str, int, int]], workers: int) -> list[tuple[Summary, int]]:
+def _run(
+    jobs: list[tuple[LogFile, str, int, int]], workers: int, fmt: str
+) -> list[tuple[Summary, int]]:
     """Scan every job; big plain files are split across workers, others run whole."""
     tasks: list[tuple[int, tuple]] = []
     ends: list[int] = []
@@ -200,7 +212,9 @@ def _run(jobs: list[tuple[LogFile, str, int, int]], workers: int) -> list[tuple[
         ends.append(end)
         stop = None if f.compressed else end
         if f.compressed or workers < 2 or end - offset < SPLIT_MIN:
-            tasks.append((i, (str(f.path), f.compressed, offset, stop, f.path.name, line_base)))
+            tasks.append(
+                (i, (str(f.path), f.compressed, offset, stop, f.path.name, line_base, fmt))
+            )
             continue
         cuts = (
             [offset]
@@ -208,7 +222,7 @@ def _run(jobs: list[tuple[LogFile, str, int, int]], workers: int) -> list[tuple[
             + [end]
         )
         for a, b in itertools.pairwise(cuts):
-            tasks.append((i, (str(f.path), False, a, b, f.path.name, line_base)))
+            tasks.append((i, (str(f.path), False, a, b, f.path.name, line_base, fmt)))
     if workers > 1 and len(tasks) > 1:
         ctx = multiprocessing.get_context("spawn")  # no fork of a threaded pytest process
         with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
@@ -230,9 +244,9 @@ def _shift(hit: str, lines: int) -> str:
 
 
 def _scan_task(task: tuple) -> dict:
-    path, compressed, start, end, name, line_base = task
+    path, compressed, start, end, name, line_base, fmt = task
     try:
-        return _scan_range(path, compressed, start, end, name, line_base)
+        return _scan_range(path, compressed, start, end, name, line_base, fmt)
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         s = Summary(notes=[f"{name}: read stopped early ({exc})"])
         return s.to_json()

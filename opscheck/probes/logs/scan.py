@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-from opscheck.probes.logs.summary import Summary
+from opscheck.probes.logs.summary import Hist, Summary
 from opscheck.scrub import scrub
 
 CHUNK = 4 << 20
@@ -165,4 +166,107 @@ def scan_app(f: BinaryIO, name: str, end: int | None = None, line_base: int = 0)
     scanner = AppScanner(name, summary, line_base)
     for chunk in complete_lines(f, end, summary):
         scanner.feed(chunk)
+    return summary
+
+
+ACCESS = re.compile(
+    rb"^(\S+) \S+ \S+ \[(\d\d)/(\w{3})/(\d{4}):(\d\d):(\d\d):\d\d [^\]]*\] "
+    rb'"(\S+) (\S+)[^"]*" (\d{3}) \S+ "[^"]*" "[^"]*"(?: ([\d.]+))?',
+    re.M,
+)
+MONTHS = {
+    m.encode(): f"{i:02d}"
+    for i, m in enumerate(
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"], 1
+    )
+}
+PROBE_PATH = re.compile(
+    r"^/(?:\.env|\.git|\.aws|\.ssh|\.DS_Store|wp-admin|wp-login|xmlrpc\.php|phpmyadmin|pma|"
+    r"admin\.php|config\.php|server-status|actuator|vendor/phpunit|cgi-bin)",
+    re.I,
+)
+RATE_FLOOR = 20  # per-minute peaks below this are not kept (the limit is 100)
+AUTH_FLOOR = 5
+
+
+@dataclass
+class AccessScanner:
+    """nginx combined format, with `$request_time` appended when present."""
+
+    name: str
+    summary: Summary
+    line_base: int = 0
+
+    def __post_init__(self) -> None:
+        self.minutes: dict[bytes, Counter] = {}
+        self.auth: dict[bytes, Counter] = {}
+
+    def feed(self, buf: bytes) -> None:
+        s = self.summary
+        lines = buf.count(b"\n")
+        s.lines += lines
+        parsed = 0
+        for m in ACCESS.finditer(buf):
+            parsed += 1
+            client, day, mon, year, hh, mm, method, target, status, rt = m.groups()
+            key = f"{year.decode()}-{MONTHS.get(mon, '00')}-{day.decode()} {hh.decode()}"
+            h = s.hour(key)
+            code = status.decode()
+            h.requests += 1
+            h.status[code[0] + "xx"] += 1
+            path = target.split(b"?", 1)[0].decode("utf-8", "replace")[:80]
+            endpoint = f"{method.decode('ascii', 'replace')} {path}"
+            h.endpoints[endpoint] += 1
+            if endpoint == GENERATE:
+                h.generations += 1
+            if rt is not None:
+                ms = float(rt) * 1000.0
+                h.latency.add(ms)
+                h.endpoint_latency.setdefault(endpoint, Hist()).add(ms)
+            minute = key.encode() + b":" + mm
+            self._count(self.minutes, minute, client, s.clients_over_rate, RATE_FLOOR)
+            if code in ("401", "403"):
+                self._count(self.auth, minute, client, s.auth_bursts, AUTH_FLOOR)
+            if PROBE_PATH.match(path):
+                s.probe_hits[f"{client.decode('ascii', 'replace')} {path} {code}"] += 1
+        s.unparsed += max(0, lines - parsed)
+        for m in KEY.finditer(buf):
+            if len(s.key_hits) < 100:
+                line = self.line_base + buf.count(b"\n", 0, m.start()) + 1
+                s.key_hits.append(f"{self.name}:{line}")
+        self.line_base += lines
+
+    @staticmethod
+    def _count(per_minute: dict, minute: bytes, client: bytes, peaks: dict, floor: int) -> None:
+        counter = per_minute.get(minute)
+        if counter is None:
+            counter = per_minute[minute] = Counter()
+            if len(per_minute) > 4:  # keep a few minutes open for lines slightly out of order
+                oldest = min(per_minute)
+                for c, n in per_minute.pop(oldest).items():
+                    if n >= floor:
+                        name = c.decode("ascii", "replace")
+                        peaks[name] = max(n, peaks.get(name, 0))
+        counter[client] += 1
+
+    def close(self) -> None:
+        for per_minute, peaks, floor in (
+            (self.minutes, self.summary.clients_over_rate, RATE_FLOOR),
+            (self.auth, self.summary.auth_bursts, AUTH_FLOOR),
+        ):
+            for counter in per_minute.values():
+                for c, n in counter.items():
+                    if n >= floor:
+                        name = c.decode("ascii", "replace")
+                        peaks[name] = max(n, peaks.get(name, 0))
+            per_minute.clear()
+
+
+def scan_access(f: BinaryIO, name: str, end: int | None = None, line_base: int = 0) -> Summary:
+    """One pass over an nginx access log stream; returns its Summary."""
+    summary = Summary(latency_source="access log ($request_time, client side)")
+    scanner = AccessScanner(name, summary, line_base)
+    for chunk in complete_lines(f, end, summary):
+        scanner.feed(chunk)
+    scanner.close()
     return summary
