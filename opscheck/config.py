@@ -108,6 +108,8 @@ class Thresholds(_Section):
     cache_hit_ratio: float = Field(0.5, ge=0, le=1)
     cache_idle_days: int = Field(30, ge=0)
     temp_file_max_age_days: int = Field(7, ge=0)
+    rate_limit_per_minute: int = Field(100, ge=1)
+    auth_failure_burst: int = Field(20, ge=1)
     restore_tolerance_percent: float = Field(0.0, ge=0, le=100)
     restore_max_extract_mb: int = Field(20480, gt=0)
 

@@ -144,6 +144,16 @@ def cfg(request: pytest.FixtureRequest) -> cfgmod.Config:
 
 
 @pytest.fixture
+def state_dir(request: pytest.FixtureRequest) -> Path:
+    """The suite's own state (log summaries, history): beside the reports, never the target."""
+    state = request.config.stash.get(STATE, None)
+    reports = Path(state.loaded.config.reports.dir if state else "reports").expanduser()
+    if not reports.is_absolute():
+        reports = request.config.rootpath / reports
+    return reports / ".state"
+
+
+@pytest.fixture
 def evidence(request: pytest.FixtureRequest) -> Recorder:
     """Where a check records what it measured; it lands in the HTML and JSON reports."""
     recorder = Recorder()

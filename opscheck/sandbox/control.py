@@ -245,6 +245,7 @@ user = {q(getpass.getuser())}
 
 [paths]
 app_dir = {q(lay.app)}
+access_log = {q(lay.nginx / "access.log")}
 backup_dir = {q(lay.backups)}
 logrotate_conf = {q(r / "etc" / "kakao-template.logrotate")}
 temp_dirs = [{q(r / "tmp")}]

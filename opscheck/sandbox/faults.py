@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import pwd
+import random
 import shutil
 import subprocess
 import tempfile
@@ -17,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from opscheck.sandbox.layout import Layout, backup_names, night_stamps, rewrite_recent
+from opscheck.sandbox.layout import Layout, backup_names, night_stamps
+from opscheck.sandbox.traffic import Traffic, write_logs
 
 
 @dataclass(frozen=True)
@@ -152,9 +154,44 @@ def _restore_mismatch(lay: Layout, now: datetime) -> None:
     lay.template_data.write_text(json.dumps(doc, ensure_ascii=False))
 
 
+def _recent(lay: Layout, now: datetime, t: Traffic) -> None:
+    """Rewrite yesterday's and today's logs (so the whole last 24 h) with other traffic."""
+    write_logs(lay.logs, lay.nginx, now, t, random.Random(11), only_recent=True)
+
+
 def _error_heavy_log(lay: Layout, now: datetime) -> None:
-    """The last 24 h and more of the log: one request in ten answered 500."""
-    rewrite_recent(lay.logs, now, requests=600, error_share=0.10)
+    """Since yesterday 00:00, one request in ten answered 500."""
+    _recent(lay, now, Traffic(error_share=0.10))
+
+
+def _slow_log(lay: Layout, now: datetime) -> None:
+    """Since yesterday 00:00, generations take three times as long (median about 7 s)."""
+    _recent(lay, now, Traffic(slow_factor=3.0))
+
+
+def _spike(lay: Layout, now: datetime) -> None:
+    """Since yesterday 00:00, about 2.3 times the usual requests."""
+    _recent(lay, now, Traffic(requests=1400))
+
+
+def _scanner(lay: Layout, now: datetime) -> None:
+    """Two hours ago a client probed /.env and /.git (200), failed auth 30 times, 250/min."""
+    _recent(lay, now, Traffic(scanner=True))
+
+
+def _key_in_log(lay: Layout, now: datetime) -> None:
+    """Two hours ago a debug line wrote an Anthropic API key into app.log."""
+    _recent(lay, now, Traffic(key_leak=True))
+
+
+def _new_error(lay: Layout, now: datetime) -> None:
+    """Two hours ago a new ERROR appeared: a Chroma dimension mismatch."""
+    _recent(lay, now, Traffic(new_error=True))
+
+
+def _warning_storm(lay: Layout, now: datetime) -> None:
+    """Since yesterday 00:00, one request in six is rejected with a WARNING."""
+    _recent(lay, now, Traffic(warning_share=0.17))
 
 
 FAULTS: dict[str, Fault] = {
@@ -215,6 +252,16 @@ FAULTS: dict[str, Fault] = {
             "file",
             "live template data has 11 records the backup lacks",
             _restore_mismatch,
+        ),
+        Fault("slow-log", "file", "generations in the logs take ~7 s since yesterday", _slow_log),
+        Fault("spike", "file", "about 2.3x the usual requests since yesterday", _spike),
+        Fault(
+            "scanner", "file", "a client probing /.env, /.git, failing auth, 250 a minute", _scanner
+        ),
+        Fault("key-in-log", "file", "an Anthropic API key written into app.log", _key_in_log),
+        Fault("new-error", "file", "a new ERROR signature two hours ago", _new_error),
+        Fault(
+            "warning-storm", "file", "one request in six rejected with a WARNING", _warning_storm
         ),
         Fault(
             "error-heavy-log",

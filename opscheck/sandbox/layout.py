@@ -9,7 +9,6 @@ holds 30 nightly sets made with real `tar -czf`, named `<kind>_YYYYmmdd_HHMMSS`.
 
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import random
@@ -21,6 +20,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from opscheck.sandbox import traffic
 
 BUSINESS_TYPES = ["교육", "의료", "음식점", "쇼핑몰", "서비스업", "금융", "기타"]
 SERVICE_TYPES = ["신청", "예약", "주문", "배송", "안내", "확인", "피드백"]
@@ -104,6 +105,10 @@ class Layout:
         return self.app / "logs"
 
     @property
+    def nginx(self) -> Path:
+        return self.root / "nginx"
+
+    @property
     def env_file(self) -> Path:
         return self.app / ".env"
 
@@ -136,7 +141,8 @@ def build(root: Path, now: datetime, requests_per_day: int = 600, seed: int = 7)
     write_policies(lay.app / "data/cleaned_policies", rng)
     write_template_data(lay.template_data, rng)
     write_chroma(lay.chroma, rng)
-    write_logs(lay.logs, now, requests_per_day, rng)
+    lay.nginx.mkdir(parents=True, exist_ok=True)
+    traffic.write_logs(lay.logs, lay.nginx, now, traffic.Traffic(requests=requests_per_day), rng)
     write_backups(lay, now, days=30)
     return lay
 
@@ -279,168 +285,6 @@ def write_chroma(folder: Path, rng: random.Random, embeddings: int = 42) -> None
         ("link_lists.bin", 0),
     ):
         (seg / name).write_bytes(rng.randbytes(size))
-
-
-# ---- logs -------------------------------------------------------------------------------
-
-TELEMETRY = (
-    "chromadb.telemetry.product.posthog - ERROR - Failed to send telemetry event "
-    "ClientStartEvent: capture() takes 1 positional argument but 3 were given"
-)
-
-
-def _request_lines(rng: random.Random, ts: datetime, fail: bool) -> list[tuple[datetime, str]]:
-    """The lines one request writes, as the real service does (main, agents, httpx, chroma)."""
-    kind = rng.choices(["generate", "health", "validate", "stats"], weights=[5, 3, 2, 1])[0]
-    out: list[tuple[datetime, str]] = []
-
-    def add(dt: float, text: str) -> None:
-        out.append((ts + timedelta(seconds=dt), text))
-
-    if kind == "health":
-        add(0, "src.api.main - INFO - Request: GET /health")
-        add(0.002, TELEMETRY)
-        add(0.004, TELEMETRY.replace("ClientStartEvent", "ClientCreateCollectionEvent"))
-        secs = rng.uniform(0.005, 0.03)
-        add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
-        return out
-    if kind == "stats":
-        secs = rng.uniform(0.002, 0.01)
-        add(0, "src.api.main - INFO - Request: GET /stats")
-        add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
-        return out
-    path = f"/api/v1/templates/{kind}"
-    add(0, f"src.api.main - INFO - Request: POST {path}")
-    request = rng.choice(REQUESTS)
-    if kind == "generate":
-        secs = max(0.8, rng.lognormvariate(0.9, 0.3))
-        add(0.01, f"src.agents.request_analyzer - INFO - 사용자 요청 분석 시작: {request}")
-        add(0.02, TELEMETRY)
-        add(0.3, "src.database.vector_store - INFO - 정책 문서 검색: k=5, 결과 5건")
-        add(
-            secs * 0.4,
-            "httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/messages"
-            ' "HTTP/1.1 200 OK"',
-        )
-        add(secs * 0.5, "src.agents.template_generator - INFO - 템플릿 생성 완료 (변수 3개)")
-        add(
-            secs * 0.8,
-            "httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/messages"
-            ' "HTTP/1.1 200 OK"',
-        )
-        add(
-            secs * 0.9,
-            f"src.agents.compliance_checker - INFO - 컴플라이언스 점수: {rng.randint(80, 98)}.0",
-        )
-        if secs > 5:
-            add(
-                secs,
-                f"src.utils.performance_monitor - WARNING - Slow operation: "
-                f"template_generation took {secs:.1f}s",
-            )
-    else:
-        secs = rng.uniform(0.05, 0.4)
-        add(0.01, "src.agents.compliance_checker - INFO - 템플릿 검증 요청")
-    if fail:
-        add(
-            secs,
-            f"src.api.routes.templates - ERROR - Template generation failed: "
-            f"Anthropic API error: Overloaded (request_id req_{rng.getrandbits(48):012x})",
-        )
-        add(secs + 0.001, f"src.api.main - ERROR - Request failed: Internal error - {secs:.3f}s")
-    elif rng.random() < 0.02:
-        add(
-            0.005,
-            f"src.api.main - WARNING - HTTP Exception: 422 - user_request must be "
-            f"10-1000 characters (got {rng.randint(1, 9)})",
-        )
-        add(0.006, "src.api.main - INFO - Response: 422 - 0.006s")
-    else:
-        add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
-    return out
-
-
-def day_lines(
-    day: datetime, end: datetime, requests: int, rng: random.Random, error_share: float = 0.003
-) -> list[str]:
-    """One day's log lines from 00:00 of `day` up to `end`, busier by day than by night."""
-    start = day.replace(hour=0, minute=0, second=0, microsecond=0)
-    span = min((end - start).total_seconds(), 86400.0)
-    events: list[tuple[datetime, str]] = []
-    for _ in range(requests):
-        hour = rng.choices(
-            range(24),
-            weights=[1, 1, 1, 1, 1, 2, 4, 6, 9, 10, 10, 9, 8, 9, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1],
-        )[0]
-        offset = hour * 3600 + rng.uniform(0, 3600)
-        if offset >= span:
-            continue
-        events += _request_lines(rng, start + timedelta(seconds=offset), rng.random() < error_share)
-    events.sort(key=lambda e: e[0])
-    lines = []
-    for ts, text in events:
-        if ts >= end:
-            continue
-        stamp = ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"
-        lines.append(f"{stamp} - {text}")
-        if "Template generation failed" in text and rng.random() < 0.3:
-            lines += [
-                "Traceback (most recent call last):",
-                '  File "/app/src/workflow/langgraph_workflow.py", line 212, in run',
-                "    result = self.graph.invoke(state)",
-                "anthropic.InternalServerError: Error code: 529 - overloaded_error",
-            ]
-    return lines
-
-
-def write_logs(
-    folder: Path,
-    now: datetime,
-    requests_per_day: int,
-    rng: random.Random,
-    days: int = 7,
-    error_share: float = 0.003,
-) -> None:
-    """app.log (today so far), app.log.1 (yesterday), app.log.2.gz ... as logrotate leaves them."""
-    for n in range(days + 1):
-        day = (now - timedelta(days=n)).replace(hour=0, minute=0, second=0, microsecond=0)
-        end = now if n == 0 else day + timedelta(days=1)
-        lines = day_lines(day, end, requests_per_day, rng, error_share)
-        if lines and n == 3:
-            lines.insert(
-                len(lines) // 2, lines[len(lines) // 2] + " \udcff"
-            )  # one undecodable byte
-        data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape")
-        if n == 0:
-            path = folder / "app.log"
-            path.write_bytes(data)
-        elif n == 1:
-            path = folder / "app.log.1"
-            path.write_bytes(data)
-        else:
-            path = folder / f"app.log.{n}.gz"
-            with gzip.GzipFile(path, "wb", mtime=0) as f:
-                f.write(data)
-        stamp = end.timestamp()
-        os.utime(path, (stamp, stamp))
-        path.chmod(0o644)
-
-
-def rewrite_recent(
-    folder: Path, now: datetime, requests: int, error_share: float, seed: int = 11
-) -> None:
-    """Rewrite app.log and app.log.1 (the last 24 h and more) at another error share."""
-    rng = random.Random(seed)
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    yesterday = today - timedelta(days=1)
-    for path, day, end in (
-        (folder / "app.log.1", yesterday, today),
-        (folder / "app.log", today, now),
-    ):
-        st = path.stat()
-        lines = day_lines(day, end, requests, rng, error_share)
-        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        os.utime(path, (st.st_atime, st.st_mtime))
 
 
 # ---- backups ----------------------------------------------------------------------------

@@ -27,6 +27,14 @@ def view(path: str, state_dir: Path | None, fmt: str = "app", workers: int = 2) 
     return _MEMO[key][0]
 
 
+def traffic(app_log: str, access_log: str, state_dir: Path | None) -> tuple[Summary, str]:
+    """Where responses are counted: the access log when there is one (client-side
+    truth, nginx's own 502/504 included), else the app log; and which it was."""
+    if access_log:
+        return view(access_log, state_dir, "access"), f"access log {access_log}"
+    return view(app_log, state_dir, "app"), f"app log {app_log}"
+
+
 def stats(path: str, fmt: str = "app") -> dict:
     return _MEMO.get((path, fmt), (None, {}))[1]
 

@@ -30,7 +30,7 @@ from opscheck.probes.logs.summary import Summary
 
 HEAD = 64 << 10
 SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,11 @@ def summarize(
             stats["cached_files"] += 1
             continue
         partial = None if f.compressed else cache.get(f"{key}-active")
-        if partial is not None and partial["offset"] <= f.size:
+        if (
+            partial is not None
+            and partial["offset"] <= f.size
+            and partial.get("tail") == _tail_hash(f.path, partial["offset"])
+        ):
             total.merge(Summary.from_json(partial["summary"]))
             stats["resumed_files"] += 1
             jobs.append((f, key, partial["offset"], partial["lines"]))
@@ -195,7 +199,13 @@ def summarize(
             cache.put(f"{key}-{length}", {"summary": merged.to_json()})
         else:  # the active log grows: remember where this pass stopped
             cache.put(
-                f"{key}-active", {"offset": end, "lines": merged.lines, "summary": merged.to_json()}
+                f"{key}-active",
+                {
+                    "offset": end,
+                    "tail": _tail_hash(f.path, end),
+                    "lines": merged.lines,
+                    "summary": merged.to_json(),
+                },
             )
             cache.put(f"{key}-{end}", {"summary": merged.to_json()})
     return total, stats
@@ -250,6 +260,13 @@ def _scan_task(task: tuple) -> dict:
     except (EOFError, gzip.BadGzipFile, OSError) as exc:
         s = Summary(notes=[f"{name}: read stopped early ({exc})"])
         return s.to_json()
+
+
+def _tail_hash(path: Path, offset: int) -> str:
+    """A hash of the 4 KiB before `offset`: where the last pass stopped must be unchanged."""
+    with open(path, "rb") as fh:
+        fh.seek(max(0, offset - 4096))
+        return hashlib.sha256(fh.read(min(4096, offset))).hexdigest()[:32]
 
 
 def _complete_end(f: LogFile) -> int:

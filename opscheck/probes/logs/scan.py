@@ -228,7 +228,7 @@ class AccessScanner:
             if code in ("401", "403"):
                 self._count(self.auth, minute, client, s.auth_bursts, AUTH_FLOOR)
             if PROBE_PATH.match(path):
-                s.probe_hits[f"{client.decode('ascii', 'replace')} {path} {code}"] += 1
+                s.probe_hits[f"{key}|{client.decode('ascii', 'replace')} {path} {code}"] += 1
         s.unparsed += max(0, lines - parsed)
         for m in KEY.finditer(buf):
             if len(s.key_hits) < 100:
@@ -245,7 +245,7 @@ class AccessScanner:
                 oldest = min(per_minute)
                 for c, n in per_minute.pop(oldest).items():
                     if n >= floor:
-                        name = c.decode("ascii", "replace")
+                        name = f"{oldest[:13].decode()}|{c.decode('ascii', 'replace')}"
                         peaks[name] = max(n, peaks.get(name, 0))
         counter[client] += 1
 
@@ -254,10 +254,10 @@ class AccessScanner:
             (self.minutes, self.summary.clients_over_rate, RATE_FLOOR),
             (self.auth, self.summary.auth_bursts, AUTH_FLOOR),
         ):
-            for counter in per_minute.values():
+            for minute, counter in per_minute.items():
                 for c, n in counter.items():
                     if n >= floor:
-                        name = c.decode("ascii", "replace")
+                        name = f"{minute[:13].decode()}|{c.decode('ascii', 'replace')}"
                         peaks[name] = max(n, peaks.get(name, 0))
             per_minute.clear()
 

@@ -149,9 +149,10 @@ class Summary:
     unparsed: int = 0  # timestamped-looking lines that did not parse, bad bytes and all
     overlong: int = 0  # lines cut at the line-length limit
     key_hits: list[str] = field(default_factory=list)  # "file:line" of API-key-shaped strings
-    clients_over_rate: dict[str, int] = field(default_factory=dict)  # client -> peak per minute
-    probe_hits: Counter = field(default_factory=Counter)  # "client path status" of scans
-    auth_bursts: dict[str, int] = field(default_factory=dict)  # client -> peak 401/403 a minute
+    # access log only, keyed "<hour>|<client>" so windows apply to them too:
+    clients_over_rate: dict[str, int] = field(default_factory=dict)  # peak requests a minute
+    probe_hits: Counter = field(default_factory=Counter)  # "<hour>|<client> <path> <status>"
+    auth_bursts: dict[str, int] = field(default_factory=dict)  # peak 401/403 a minute
     latency_source: str = ""  # "app log (server side)" or "access log ($request_time)"
     notes: list[str] = field(default_factory=list)  # stated outcomes: truncated gzip, ...
 
@@ -177,6 +178,18 @@ class Summary:
             self.auth_bursts[c] = max(v, self.auth_bursts.get(c, 0))
         self.latency_source = self.latency_source or o.latency_source
         self.notes += o.notes
+
+    @staticmethod
+    def in_hours(table: dict, keys: Iterable[str], add: bool = False) -> dict[str, int]:
+        """Entries of an "<hour>|<rest>" table within the given hours, by <rest>: the
+        peak (rates) or, with `add`, the sum (hit counts)."""
+        wanted = set(keys)
+        out: dict[str, int] = {}
+        for k, v in table.items():
+            hour, _, rest = k.partition("|")
+            if hour in wanted:
+                out[rest] = out.get(rest, 0) + v if add else max(v, out.get(rest, 0))
+        return out
 
     def window(self, keys: Iterable[str]) -> Hour:
         """The hours named by `keys`, merged."""

@@ -1,0 +1,225 @@
+"""The sandbox's logs: the app log and nginx access log a day of traffic leaves.
+
+Each request writes the lines the real service writes (shared/SERVICE.md: main,
+agents, httpx, chromadb telemetry ERROR noise, Korean text, the odd traceback) and
+one nginx combined line with `$request_time` (client side: server time plus the
+wait in the event loop's queue). `Traffic` knobs make the faults: more errors,
+slower generations, a spike, a scanner, a leaked key, a new error, a warning storm.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+REQUESTS = [
+    "피자 주문 완료 안내",
+    "온라인 강의 수강 신청 완료",
+    "치과 진료 예약 확정",
+    "쇼핑몰 상품 배송 시작",
+    "헬스장 회원권 등록 완료",
+]
+TELEMETRY = (
+    "chromadb.telemetry.product.posthog - ERROR - Failed to send telemetry event "
+    "ClientStartEvent: capture() takes 1 positional argument but 3 were given"
+)
+HOURLY = [1, 1, 1, 1, 1, 2, 4, 6, 9, 10, 10, 9, 8, 9, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1]
+CLIENTS = [f"203.0.113.{n}" for n in range(10, 60)]
+MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+SCANNER = "198.51.100.66"
+LEAKED_KEY = "sk-ant-api03-LEAKEDkeyLEAKEDkeyLEAKEDkey0123456789abcdef"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    requests: int = 600  # per full day
+    error_share: float = 0.003  # requests answered 500 (Request failed)
+    warning_share: float = 0.02  # requests answered 422 with a WARNING
+    slow_factor: float = 1.0  # multiplies generation latency
+    new_error: bool = False  # a signature the previous days never had
+    key_leak: bool = False  # an API key written into a log line
+    scanner: bool = False  # a client probing paths, over the rate, failing auth
+
+
+def _stamp(ts: datetime) -> str:
+    return ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"
+
+
+def _access(ts: datetime, client: str, method: str, path: str, status: int, secs: float) -> str:
+    when = f"{ts:%d}/{MONTHS[ts.month - 1]}/{ts:%Y:%H:%M:%S} {ts.astimezone():%z}"
+    return (
+        f'{client} - - [{when}] "{method} {path} HTTP/1.1" {status} {512 + status} "-" '
+        f'"python-requests/2.31.0" {secs:.3f}'
+    )
+
+
+def _request(rng: random.Random, ts: datetime, t: Traffic) -> tuple[list, str]:
+    """(timestamped app lines, access line) of one request."""
+    kind = rng.choices(["generate", "health", "validate", "stats"], weights=[5, 3, 2, 1])[0]
+    app: list[tuple[datetime, str]] = []
+
+    def add(dt: float, text: str) -> None:
+        app.append((ts + timedelta(seconds=dt), text))
+
+    client = rng.choice(CLIENTS)
+    if kind in ("health", "stats"):
+        path = f"/{kind}"
+        secs = rng.uniform(0.005, 0.03)
+        add(0, f"src.api.main - INFO - Request: GET {path}")
+        if kind == "health":
+            add(0.002, TELEMETRY)
+            add(0.004, TELEMETRY.replace("ClientStartEvent", "ClientCreateCollectionEvent"))
+        add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
+        return app, _access(ts, client, "GET", path, 200, secs + rng.uniform(0, 0.01))
+    path = f"/api/v1/templates/{kind}"
+    add(0, f"src.api.main - INFO - Request: POST {path}")
+    request = rng.choice(REQUESTS)
+    if kind == "generate":
+        secs = max(0.8, rng.lognormvariate(0.9, 0.2)) * t.slow_factor
+        add(0.01, f"src.agents.request_analyzer - INFO - 사용자 요청 분석 시작: {request}")
+        add(0.02, TELEMETRY)
+        add(0.3, "src.database.vector_store - INFO - 정책 문서 검색: k=5, 결과 5건")
+        for part in (0.4, 0.8):
+            add(
+                secs * part,
+                "httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/"
+                'messages "HTTP/1.1 200 OK"',
+            )
+        add(secs * 0.5, "src.agents.template_generator - INFO - 템플릿 생성 완료 (변수 3개)")
+        add(
+            secs * 0.9,
+            f"src.agents.compliance_checker - INFO - 컴플라이언스 점수: {rng.randint(80, 98)}.0",
+        )
+        if secs > 5:
+            add(
+                secs,
+                f"src.utils.performance_monitor - WARNING - Slow operation: "
+                f"template_generation took {secs:.1f}s",
+            )
+    else:
+        secs = rng.uniform(0.05, 0.4)
+        add(0.01, "src.agents.compliance_checker - INFO - 템플릿 검증 요청")
+    wait = rng.uniform(0, 0.05)
+    if rng.random() < t.error_share:
+        add(
+            secs,
+            "src.api.routes.templates - ERROR - Template generation failed: Anthropic API "
+            f"error: Overloaded (request_id req_{rng.getrandbits(48):012x})",
+        )
+        add(secs + 0.001, f"src.api.main - ERROR - Request failed: Internal error - {secs:.3f}s")
+        return app, _access(ts, client, "POST", path, 500, secs + wait)
+    if rng.random() < t.warning_share:
+        add(
+            0.005,
+            "src.api.main - WARNING - HTTP Exception: 422 - user_request must be 10-1000 "
+            f"characters (got {rng.randint(1, 9)})",
+        )
+        add(0.006, "src.api.main - INFO - Response: 422 - 0.006s")
+        return app, _access(ts, client, "POST", path, 422, 0.006 + wait)
+    add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
+    return app, _access(ts, client, "POST", path, 200, secs + wait)
+
+
+def _extras(
+    rng: random.Random, start: datetime, end: datetime, t: Traffic, at: datetime
+) -> tuple[list, list]:
+    """The one-off events of a fault, at `at` (two hours ago) if this day holds it."""
+    app: list[tuple[datetime, str]] = []
+    access: list[tuple[datetime, str]] = []
+    if not start <= at < end:
+        return app, access
+    if t.new_error:
+        for n in range(5):
+            app.append(
+                (
+                    at + timedelta(seconds=n),
+                    "src.database.vector_store - ERROR - Collection "
+                    f"'langchain' dimension mismatch: expected 1536, got {768 + n}",
+                )
+            )
+    if t.key_leak:
+        app.append((at, f"src.utils.llm_client - DEBUG - client init with api_key={LEAKED_KEY}"))
+    if t.scanner:
+        probes = [("/.env", 200), ("/.git/config", 200), ("/wp-admin/", 404), ("/phpmyadmin/", 404)]
+        probes += [("/api/v1/templates/generate", 401)] * 30 + [("/health", 200)] * 220
+        for n, (path, status) in enumerate(probes):
+            ts = at + timedelta(seconds=n * 0.1)
+            access.append(
+                (ts, _access(ts, SCANNER, "GET" if status != 401 else "POST", path, status, 0.002))
+            )
+    return app, access
+
+
+def day_logs(
+    day: datetime, end: datetime, t: Traffic, rng: random.Random, event_at: datetime
+) -> tuple[list, list]:
+    """App and access log lines from 00:00 of `day` up to `end`, in time order."""
+    start = day.replace(hour=0, minute=0, second=0, microsecond=0)
+    span = min((end - start).total_seconds(), 86400.0)
+    app: list[tuple[datetime, str]] = []
+    access: list[tuple[datetime, str]] = []
+    for _ in range(t.requests):
+        offset = rng.choices(range(24), weights=HOURLY)[0] * 3600 + rng.uniform(0, 3600)
+        if offset >= span:
+            continue
+        ts = start + timedelta(seconds=offset)
+        lines, line = _request(rng, ts, t)
+        app += lines
+        access.append((ts, line))
+    more_app, more_access = _extras(rng, start, start + timedelta(seconds=span), t, event_at)
+    app += more_app
+    access += more_access
+    app.sort(key=lambda e: e[0])
+    access.sort(key=lambda e: e[0])
+    app_lines = []
+    for ts, text in app:
+        if ts >= end:
+            continue
+        app_lines.append(f"{_stamp(ts)} - {text}")
+        if "Template generation failed" in text and rng.random() < 0.3:
+            app_lines += [
+                "Traceback (most recent call last):",
+                '  File "/app/src/workflow/langgraph_workflow.py", line 212, in run',
+                "    result = self.graph.invoke(state)",
+                "anthropic.InternalServerError: Error code: 529 - overloaded_error",
+            ]
+    return app_lines, [line for ts, line in access if ts < end]
+
+
+def _write(path: Path, lines: list[str], mtime: float, compress: bool) -> None:
+    data = ("\n".join(lines) + "\n").encode("utf-8", "surrogateescape") if lines else b""
+    if compress:
+        with gzip.GzipFile(path, "wb", mtime=0) as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    os.utime(path, (mtime, mtime))
+    path.chmod(0o644)
+
+
+def write_logs(
+    app_dir: Path,
+    nginx_dir: Path,
+    now: datetime,
+    t: Traffic,
+    rng: random.Random,
+    days: int = 7,
+    only_recent: bool = False,
+) -> None:
+    """app.log and access.log for today so far, `.1` for yesterday, `.N.gz` before, as
+    logrotate (daily, compress, delaycompress) leaves them."""
+    for n in range(days + 1):
+        if only_recent and n > 1:
+            break
+        day = (now - timedelta(days=n)).replace(hour=0, minute=0, second=0, microsecond=0)
+        end = now if n == 0 else day + timedelta(days=1)
+        app, access = day_logs(day, end, t, rng, now - timedelta(hours=2))
+        if app and n == 3:
+            app.insert(len(app) // 2, app[len(app) // 2] + " \udcff")  # one undecodable byte
+        suffix = "" if n == 0 else ".1" if n == 1 else f".{n}.gz"
+        _write(app_dir / f"app.log{suffix}", app, end.timestamp(), n >= 2)
+        _write(nginx_dir / f"access.log{suffix}", access, end.timestamp(), n >= 2)
