@@ -66,7 +66,7 @@ def run_pytest(
 
 
 def load_report(reports_dir: Path) -> dict[str, Any]:
-    found = sorted(reports_dir.rglob("*.json"))
+    found = sorted(p for p in reports_dir.glob("*/*.json") if not p.parent.name.startswith("."))
     assert len(found) == 1, f"expected one JSON report in {reports_dir}, found {found}"
     return json.loads(found[0].read_text())
 

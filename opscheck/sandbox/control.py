@@ -141,7 +141,7 @@ def _rmtree(path: Path) -> None:
 
 
 def _copy_template(template: Path, root: Path) -> None:
-    for name in ("app", "backups", "etc", "secure", "tmp"):
+    for name in ("app", "backups", "nginx", "etc", "secure", "tmp"):
         src = template / name
         if src.exists():
             shutil.copytree(src, root / name, symlinks=True)
