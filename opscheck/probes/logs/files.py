@@ -30,7 +30,7 @@ from opscheck.probes.logs.summary import Summary
 
 HEAD = 64 << 10
 SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
-CACHE_VERSION = 2
+CACHE_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -152,54 +152,58 @@ def _line_aligned_end(path: Path, end: int) -> int:
 
 
 def summarize(
-    path: str, cache_dir: Path | None, workers: int = 1, fmt: str = "app"
+    path: str,
+    cache_dir: Path | None,
+    workers: int = 1,
+    fmt: str = "app",
+    split_min: int = SPLIT_MIN,
 ) -> tuple[Summary, dict]:
-    """The merged Summary of a log and its rotated siblings, and how it was obtained."""
+    """The merged Summary of a log and its rotated siblings, and how it was obtained.
+
+    A file whose content was summarised before (same head hash and length, renamed or
+    gzipped since) is not read; a plain file that only grew since the last pass (same
+    device and inode, same 4 KiB before where the pass stopped) is read from there on.
+    """
     files = siblings(path)
+    if not files:
+        raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
     cache = Cache(cache_dir)
     total = Summary()
     stats = {"files": len(files), "read_bytes": 0, "cached_files": 0, "resumed_files": 0}
-    if not files:
-        raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
-    jobs: list[tuple[LogFile, str, int, int]] = []  # file, key, offset, line_base
+    jobs: list[tuple[LogFile, str | None, int, int, Summary | None]] = []
     for f in files:
         try:
-            key, length = content_key(f)
+            key: str | None = "{}-{}-{}".format(fmt, *content_key(f))
         except (OSError, EOFError) as exc:
-            total.notes.append(f"{f.path.name}: unreadable ({exc})")
-            continue
-        key = f"{fmt}-{key}"
-        cached = cache.get(f"{key}-{length}")
+            total.notes.append(f"{f.path.name}: content not identified ({exc}); read whole")
+            key = None
+        cached = cache.get(key) if key else None
         if cached is not None:
             total.merge(Summary.from_json(cached["summary"]))
             stats["cached_files"] += 1
             continue
-        partial = None if f.compressed else cache.get(f"{key}-active")
+        active = None if f.compressed else cache.get(_active_key(f, fmt))
         if (
-            partial is not None
-            and partial["offset"] <= f.size
-            and partial.get("tail") == _tail_hash(f.path, partial["offset"])
+            active
+            and active["offset"] <= f.size
+            and active["tail"] == _tail_hash(f.path, active["offset"])
         ):
-            total.merge(Summary.from_json(partial["summary"]))
+            before = Summary.from_json(active["summary"])
             stats["resumed_files"] += 1
-            jobs.append((f, key, partial["offset"], partial["lines"]))
+            jobs.append((f, key, active["offset"], active["lines"], before))
         else:
-            jobs.append((f, key, 0, 0))
-    results = _run(jobs, workers, fmt)
-    for (f, key, offset, _), (summary, end) in zip(jobs, results, strict=True):
-        stats["read_bytes"] += (end - offset) if not f.compressed else f.size
-        if offset:
-            merged = Summary.from_json(cache.get(f"{key}-active")["summary"])
-            merged.merge(summary)
-        else:
-            merged = summary
-        total.merge(summary)
-        if f.compressed or f.path.name != Path(path).name:
-            length = content_key(f)[1]
-            cache.put(f"{key}-{length}", {"summary": merged.to_json()})
-        else:  # the active log grows: remember where this pass stopped
+            jobs.append((f, key, 0, 0, None))
+    results = _run([(f, k, o, n) for f, k, o, n, _ in jobs], workers, fmt, split_min)
+    for (f, key, offset, _, before), (summary, end) in zip(jobs, results, strict=True):
+        stats["read_bytes"] += f.size if f.compressed else end - offset
+        merged = before or Summary()
+        merged.merge(summary)
+        total.merge(merged)
+        if summary.notes:  # a file read short is not remembered
+            continue
+        if not f.compressed:
             cache.put(
-                f"{key}-active",
+                _active_key(f, fmt),
                 {
                     "offset": end,
                     "tail": _tail_hash(f.path, end),
@@ -207,12 +211,19 @@ def summarize(
                     "summary": merged.to_json(),
                 },
             )
-            cache.put(f"{key}-{end}", {"summary": merged.to_json()})
+        if key and (f.compressed or end == f.size):
+            cache.put(key, {"summary": merged.to_json()})
     return total, stats
 
 
+def _active_key(f: LogFile, fmt: str) -> str:
+    """A plain file's identity while it grows or is renamed: device and inode."""
+    st = f.path.stat()
+    return f"{fmt}-inode-{st.st_dev}-{st.st_ino}"
+
+
 def _run(
-    jobs: list[tuple[LogFile, str, int, int]], workers: int, fmt: str
+    jobs: list[tuple[LogFile, str | None, int, int]], workers: int, fmt: str, split_min: int
 ) -> list[tuple[Summary, int]]:
     """Scan every job; big plain files are split across workers, others run whole."""
     tasks: list[tuple[int, tuple]] = []
@@ -221,7 +232,7 @@ def _run(
         end = f.size if f.compressed else _complete_end(f)
         ends.append(end)
         stop = None if f.compressed else end
-        if f.compressed or workers < 2 or end - offset < SPLIT_MIN:
+        if f.compressed or workers < 2 or end - offset < split_min:
             tasks.append(
                 (i, (str(f.path), f.compressed, offset, stop, f.path.name, line_base, fmt))
             )
