@@ -38,12 +38,33 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
 
+class SmokeRequest(_Section):
+    """One generation request of the daily smoke test (a run nonce is appended)."""
+
+    user_request: str = Field(min_length=10, max_length=900)
+    business_type: str = ""
+    service_type: str = ""
+    required_variables: list[str] = []
+
+
+CANONICAL_SMOKE = [
+    SmokeRequest(
+        user_request="피자 주문 완료 안내 메시지를 만들어 주세요",
+        business_type="음식점",
+        service_type="주문",
+        required_variables=["고객명", "주문번호"],
+    )
+]
+
+
 class Service(_Section):
     base_url: str = "http://127.0.0.1:8000"
     timeout_s: float = Field(10, gt=0)
     generate_smoke: bool = True
+    smoke_requests: list[SmokeRequest] = CANONICAL_SMOKE
     user: str = "app"
     timezone: str = ""
+    ca_bundle: str = ""  # CA file trusted for an https base_url; "" = the system's
 
     @field_validator("timezone")
     @classmethod

@@ -12,7 +12,7 @@ from opscheck.probes.http import get_json
 def test_health_endpoint_up(cfg, evidence):
     """서비스 정상 실행 확인: GET /health answers 200 within service.timeout_s."""
     limit_ms = cfg.service.timeout_s * 1000
-    res = get_json(cfg.service.base_url, "/health", cfg.service.timeout_s)
+    res = get_json(cfg.service.base_url, "/health", cfg.service.timeout_s, cfg.service.ca_bundle)
     if not res.answered:
         evidence.record("response time", res.elapsed_ms, "ms", limit_ms)
         evidence.breach(
@@ -32,7 +32,7 @@ def test_health_endpoint_up(cfg, evidence):
 @pytest.mark.predeploy
 def test_health_components_healthy(cfg, evidence):
     """시스템 상태 확인: /health status and every component are "healthy"."""
-    res = get_json(cfg.service.base_url, "/health", cfg.service.timeout_s)
+    res = get_json(cfg.service.base_url, "/health", cfg.service.timeout_s, cfg.service.ca_bundle)
     body = res.body if isinstance(res.body, dict) else {}
     if not res.answered:
         evidence.breach(f"GET {res.url}: {res.error}; component states unknown")

@@ -33,13 +33,39 @@ class HttpResult:
         return f"{self.status} ({code})" if code else str(self.status)
 
 
-def get_json(base_url: str, path: str, timeout_s: float) -> HttpResult:
+def get_json(base_url: str, path: str, timeout_s: float, ca_bundle: str = "") -> HttpResult:
     """GET `base_url + path`; the whole answer must arrive within `timeout_s`."""
+    return request_json("GET", base_url, path, timeout_s, ca_bundle=ca_bundle)
+
+
+def post_json(
+    base_url: str, path: str, body: Any, timeout_s: float, ca_bundle: str = ""
+) -> HttpResult:
+    """POST a JSON body; the whole answer must arrive within `timeout_s`."""
+    return request_json("POST", base_url, path, timeout_s, body, ca_bundle)
+
+
+def request_json(
+    method: str,
+    base_url: str,
+    path: str,
+    timeout_s: float,
+    body: Any = None,
+    ca_bundle: str = "",
+) -> HttpResult:
+    """One request, timed client side; never raises, `error` says what went wrong."""
     url = base_url.rstrip("/") + path
     result = HttpResult(redact_url(url))
     start = time.perf_counter()
     try:
-        with requests.get(url, timeout=(timeout_s, timeout_s), stream=True) as resp:
+        with requests.request(
+            method,
+            url,
+            json=body,
+            timeout=(timeout_s, timeout_s),
+            stream=True,
+            verify=ca_bundle or True,
+        ) as resp:
             content = _read_within(resp, start + timeout_s)
             result.status = resp.status_code
             result.headers = dict(resp.headers)

@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
                 help=f"break one thing (repeatable). {fault_help}",
             )
             p.add_argument(
+                "--https",
+                action="store_true",
+                help="serve HTTPS (certificate from the sandbox's own CA, run/ca.pem)",
+            )
+            p.add_argument(
                 "--latency-scale",
                 type=float,
                 default=1.0,
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
             error_share=args.error_share,
             timeout_s=args.timeout,
             requests_per_day=args.requests_per_day,
+            https=args.https,
         )
         path = control.up(args.dir, opts)
         print(path)

@@ -225,9 +225,41 @@ def score_template(text: str, variables: list[str], button: str | None) -> dict[
     }
 
 
+def _fallback(req: GenerateRequest, start: float) -> dict[str, Any]:
+    """What the real service answers when its LLM or embeddings are down: 200, success,
+    a compliant-looking canned template; only the workflow's report tells."""
+    text = (
+        "안녕하세요 #{고객명}님,\n요청하신 내용에 대한 안내 말씀 드립니다.\n"
+        "문의 사항은 고객센터로 연락 주시기 바랍니다."
+    )
+    scored = score_template(text, ["고객명"], "자세히 보기")
+    return {
+        "success": True,
+        "template": {
+            "text": text,
+            "variables": ["고객명"],
+            "button_suggestion": "자세히 보기",
+            "metadata": {"business_type": req.business_type or "기타"},
+        },
+        "compliance": scored["compliance"],
+        "analysis": {},
+        "workflow_info": {
+            "iterations": 0,
+            "errors": [
+                "LLM 호출 실패: Connection error.",
+                "정책 검색 실패: Error code: 401 - invalid_api_key (embeddings)",
+            ],
+            "policy_sources": [],
+            "processing_time_seconds": round(time.perf_counter() - start, 3),
+        },
+    }
+
+
 @app.post("/api/v1/templates/generate")
 async def generate(req: GenerateRequest) -> Any:
     start = time.perf_counter()
+    if SETTINGS.has("silent-fallback"):
+        return _fallback(req, start)
     await asyncio.sleep(random.uniform(2.0, 3.0) * _scale())
     variables = list(dict.fromkeys([*(req.required_variables or []), "고객명", "안내일시"]))[:10]
     lines = [

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
@@ -36,6 +36,7 @@ class Options:
     timeout_s: float = 5.0
     requests_per_day: int = 600
     template: Path | None = None  # an already built healthy sandbox to copy instead of building
+    https: bool = False  # serve HTTPS with a certificate from a CA of the sandbox's own
 
 
 def _pidfiles(root: Path) -> list[Path]:
@@ -112,10 +113,11 @@ def up(root: Path, opts: Options) -> Path:
     }
     (lay.run / "sandbox.json").write_text(json.dumps(settings))
     _write_extras(lay)
-    port = _free_port() if "down" in opts.faults else _start_server(lay)
+    tls = _make_certs(lay, opts.faults) if _wants_tls(opts) else None
+    port = _free_port() if "down" in opts.faults else _start_server(lay, tls)
     if "cpu-hog" in opts.faults:
         _start_hogs(lay)
-    return write_config(lay, port, opts)
+    return write_config(lay, port, opts, https=tls is not None)
 
 
 def _prepare_dir(root: Path) -> None:
@@ -168,7 +170,41 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _start_server(lay: layout.Layout, wait_s: float = 30.0) -> int:
+TLS_FAULTS = ("tls-expiring", "tls-expired", "tls-wrong-host")
+
+
+def _wants_tls(opts: Options) -> bool:
+    return opts.https or any(f in TLS_FAULTS for f in opts.faults)
+
+
+def _make_certs(lay: layout.Layout, faults: tuple[str, ...]) -> tuple[Path, Path]:
+    """A CA (run/ca.pem, trusted by the written config) and the server's certificate:
+    valid for 127.0.0.1 and localhost for a year, or broken as a fault says."""
+    import trustme
+
+    now = datetime.now(UTC)
+    names, not_before, not_after = ["127.0.0.1", "localhost"], now - timedelta(days=1), None
+    if "tls-expiring" in faults:
+        not_after = now + timedelta(days=5)
+    if "tls-expired" in faults:
+        not_before, not_after = now - timedelta(days=90), now - timedelta(days=2)
+    if "tls-wrong-host" in faults:
+        names = ["other.example"]
+    ca = trustme.CA()
+    leaf = ca.issue_cert(
+        *names, not_before=not_before, not_after=not_after or now + timedelta(days=365)
+    )
+    ca.cert_pem.write_to_path(str(lay.run / "ca.pem"))
+    leaf.private_key_pem.write_to_path(str(lay.run / "server.key"))
+    leaf.cert_chain_pems[0].write_to_path(str(lay.run / "server.pem"))
+    for extra in leaf.cert_chain_pems[1:]:
+        extra.write_to_path(str(lay.run / "server.pem"), append=True)
+    return lay.run / "server.pem", lay.run / "server.key"
+
+
+def _start_server(
+    lay: layout.Layout, tls: tuple[Path, Path] | None = None, wait_s: float = 30.0
+) -> int:
     """Bind 127.0.0.1 on a free port here, hand the socket to uvicorn, wait until it answers."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -189,6 +225,7 @@ def _start_server(lay: layout.Layout, wait_s: float = 30.0) -> int:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else []),
             ],
             env=env,
             stdout=log,
@@ -205,7 +242,8 @@ def _start_server(lay: layout.Layout, wait_s: float = 30.0) -> int:
             tail = (lay.run / "server.log").read_text(errors="replace")[-400:]
             raise SystemExit(f"the sandbox server exited with {proc.returncode}: {tail}")
         try:
-            requests.get(f"http://127.0.0.1:{port}/__sandbox__/ready", timeout=1)
+            scheme = "https" if tls else "http"
+            requests.get(f"{scheme}://127.0.0.1:{port}/__sandbox__/ready", timeout=1, verify=False)
             return port
         except requests.RequestException:
             time.sleep(0.1)
@@ -228,7 +266,7 @@ def _start_hogs(lay: layout.Layout) -> None:
         (lay.run / f"cpu-hog-{n}.pid").write_text(f"{proc.pid}\n")
 
 
-def write_config(lay: layout.Layout, port: int, opts: Options) -> Path:
+def write_config(lay: layout.Layout, port: int, opts: Options, https: bool = False) -> Path:
     """An opscheck.toml that points every check at this sandbox."""
     r = lay.root
 
@@ -239,7 +277,8 @@ def write_config(lay: layout.Layout, port: int, opts: Options) -> Path:
 # faults: {", ".join(opts.faults) or "none"}
 
 [service]
-base_url = {q(f"http://127.0.0.1:{port}")}
+base_url = {q(f"{'https' if https else 'http'}://127.0.0.1:{port}")}
+ca_bundle = {q(lay.run / "ca.pem" if https else "")}
 timeout_s = {opts.timeout_s:g}
 user = {q(getpass.getuser())}
 

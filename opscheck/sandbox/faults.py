@@ -202,6 +202,15 @@ FAULTS: dict[str, Fault] = {
         Fault("errors", "server", "a share of API answers are 500 (--error-share, default 5 %)"),
         Fault("degraded", "server", "/health answers 200 but vector_database is in error"),
         Fault("health-500", "server", "/health answers 500 HEALTH_CHECK_FAILED"),
+        Fault(
+            "silent-fallback",
+            "server",
+            "generation answers 200 and success from a canned "
+            "fallback, as the real service does when its LLM is down",
+        ),
+        Fault("tls-expiring", "server", "HTTPS with a certificate expiring in 5 days"),
+        Fault("tls-expired", "server", "HTTPS with a certificate that expired 2 days ago"),
+        Fault("tls-wrong-host", "server", "HTTPS with a certificate for other.example"),
         Fault("cpu-hog", "process", "busy loops on every core for up to 120 s"),
         Fault("env-mode", "file", ".env is mode 644", _env_mode),
         Fault("env-owner", "file", ".env is owned by nobody (needs root)", _env_owner),
