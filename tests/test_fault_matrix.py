@@ -9,32 +9,60 @@ import pytest
 DAILY_IDS = {
     "health_endpoint_up",
     "health_components_healthy",
+    "template_generation_smoke",
     "cpu_usage",
     "memory_usage",
     "disk_usage",
     "env_file_mode",
     "data_dir_modes",
     "backup_fresh",
+    "error_rate",
+    "avg_response_time",
+    "p95_response_time",
+    "slow_requests",
+    "throughput_normal",
+    "error_log_review",
+    "warning_log_review",
+    "abnormal_access",
+    "llm_usage",
+    "tls_certificate_valid",
 }
 HEALTH = {"health_endpoint_up", "health_components_healthy"}
+SERVING = {*HEALTH, "template_generation_smoke"}
 
 MATRIX = {
     (): set(),
-    ("down",): HEALTH,
-    ("slow",): HEALTH,  # no answer within timeout_s: status and components unknown
+    ("down",): SERVING,
+    ("slow",): SERVING,  # no answer within timeout_s: status and components unknown
     ("health-500",): HEALTH,
     ("degraded",): {"health_components_healthy"},
+    ("silent-fallback",): {"template_generation_smoke"},
     ("cpu-hog",): {"cpu_usage"},
     ("env-mode",): {"env_file_mode"},
     ("dir-mode",): {"data_dir_modes"},
     ("stale-backup",): {"backup_fresh"},
     ("future-backup",): {"backup_fresh"},
-    # Faults for weekly/monthly checks or checks still to come: the daily list passes.
+    ("error-heavy-log",): {"error_rate"},
+    # slow generations also log "Slow operation" WARNING lines, as the real service does
+    ("slow-log",): {
+        "avg_response_time",
+        "p95_response_time",
+        "slow_requests",
+        "warning_log_review",
+    },
+    ("spike",): {"throughput_normal"},
+    ("scanner",): {"abnormal_access"},
+    ("key-in-log",): {"llm_usage"},
+    ("new-error",): {"error_log_review"},
+    ("warning-storm",): {"warning_log_review"},
+    ("tls-expiring",): {"tls_certificate_valid"},
+    ("tls-expired",): {*SERVING, "tls_certificate_valid"},
+    ("tls-wrong-host",): {*SERVING, "tls_certificate_valid"},
+    # faults for weekly and monthly checks: the daily list passes
     ("errors",): set(),
     ("corrupt-backup",): set(),
     ("missing-day",): set(),
     ("old-backups-kept",): set(),
-    ("error-heavy-log",): set(),
 }
 
 
