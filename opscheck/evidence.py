@@ -46,6 +46,7 @@ class Recorder:
     def __init__(self) -> None:
         self.items: list[Evidence] = []
         self.breaches: list[str] = []
+        self.attachments: list[str] = []  # HTML shown in the check's row of the report
 
     def record(self, name: str, value: Any, unit: str = "", limit: Any = None) -> Evidence:
         if isinstance(value, str):
@@ -98,6 +99,10 @@ class Recorder:
         if not ok:
             self.breaches.append(scrub(why or f"{name} is {value}, expected {expected}"))
         return ok
+
+    def attach(self, html: str) -> None:
+        """Show an HTML piece (a table, a chart from opscheck.render) in the report row."""
+        self.attachments.append(html)
 
     def breach(self, message: str) -> None:
         """Note a breach that has no single measured value (unreachable, unreadable)."""

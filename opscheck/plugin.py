@@ -189,6 +189,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     state = item.config.stash.get(STATE, None)
     if state is not None:
         state.annotate(item, report, recorder.items if recorder else [])
+    if recorder and recorder.attachments and report.when == "call":
+        from pytest_html import extras
+
+        report.extras = [
+            *getattr(report, "extras", []),
+            *(extras.html(a) for a in recorder.attachments),
+        ]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

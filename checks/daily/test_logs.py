@@ -4,6 +4,7 @@ from statistics import median
 
 import pytest
 
+from opscheck import render
 from opscheck.probes import backups, logs
 
 
@@ -69,6 +70,7 @@ def test_p95_response_time(cfg, state_dir, window, evidence):
         "ms",
         cfg.thresholds.p95_response_ms,
     )
+    evidence.attach(render.endpoints(w, f"Endpoints, last 24 h ({source})"))
     evidence.verdict()
 
 
@@ -98,6 +100,7 @@ def test_throughput_normal(cfg, state_dir, window, evidence):
     evidence.record("requests in each earlier 24 h", ", ".join(map(str, before)))
     evidence.at_least("requests, last 24 h", last, "", 0.5 * typical)
     evidence.at_most("requests, last 24 h", last, "", 2.0 * typical)
+    evidence.attach(render.hourly(summary, window[0], f"Requests and p95 per hour ({source})"))
     evidence.verdict()
 
 
@@ -113,6 +116,8 @@ def test_error_log_review(cfg, state_dir, window, evidence):
         pytest.skip("no ERROR lines in the previous 7 days to compare with")
     for sig, count in last.most_common(10):
         evidence.record(sig, count, "lines", None)
+    before = app_log.window([k for keys in window[1] for k in keys]).errors
+    evidence.attach(render.signatures(last, before, "Top ERROR signatures"))
     new = {sig: n for sig, n in last.items() if sig not in seen}
     if new:
         top = "; ".join(f"{sig!r} x{n}" for sig, n in sorted(new.items(), key=lambda t: -t[1])[:5])

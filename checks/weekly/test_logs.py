@@ -2,6 +2,7 @@
 
 import pytest
 
+from opscheck import render
 from opscheck.probes import backups, logs
 
 MIN_SAMPLES = 10  # an hour with fewer responses has no meaningful p95 (one slow call is 100 %)
@@ -31,4 +32,5 @@ def test_hourly_latency_profile(cfg, state_dir, evidence):
     over = sorted(h for h, p in profile.items() if p > limit)
     if len(over) > 1:
         evidence.breach(f"{len(over)} hours over {limit:g} ms: {', '.join(over[:12])}")
+    evidence.attach(render.hourly(summary, hours, f"Requests and p95 per hour, 7 days ({source})"))
     evidence.verdict()

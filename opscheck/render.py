@@ -1,0 +1,111 @@
+"""Small HTML pieces for the report: tables and an inline SVG chart (one file, no assets).
+
+Checks attach them through `evidence.attach(...)`; they appear in the check's row of
+the HTML report. Everything is escaped; nothing is fetched.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from html import escape
+
+from opscheck.evidence import fmt
+from opscheck.probes.logs.summary import Hour, Summary
+
+STYLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
+CELL = "border:1px solid #ccc;padding:2px 6px"
+
+
+def table(title: str, headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    head = "".join(f'<th style="{CELL}">{escape(str(h))}</th>' for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td style="{CELL}">{escape(_cell(c))}</td>' for c in row) + "</tr>"
+        for row in rows
+    )
+    return f'<div><b>{escape(title)}</b><table style="{STYLE}"><tr>{head}</tr>{body}</table></div>'
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else fmt(value) if isinstance(value, float) else str(value)
+
+
+def hourly(summary: Summary, keys: list[str], title: str) -> str:
+    """Requests (bars) and p95 (line) per clock hour, oldest first, with its table."""
+    keys = list(reversed(keys))
+    hours = [summary.hours.get(k, Hour()) for k in keys]
+    requests = [h.requests for h in hours]
+    p95 = [h.latency.quantile_ms(0.95) for h in hours]
+    return chart(title, keys, requests, p95) + table(
+        title,
+        ["hour", "requests", "5xx", "p95 ms"],
+        [(k, h.requests, h.errors_5xx, p) for k, h, p in zip(keys, hours, p95, strict=True)],
+    )
+
+
+def chart(title: str, labels: list[str], bars: list[int], line: list[float | None]) -> str:
+    """An inline SVG: bars for counts (left scale), a line for p95 ms (right scale)."""
+    w, h, pad = 720, 160, 30
+    n = max(1, len(labels))
+    step = (w - 2 * pad) / n
+    top_bar = max(bars or [0]) or 1
+    top_line = max([v for v in line if v is not None] or [0]) or 1
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h + 20}" '
+        f'role="img" aria-label="{escape(title)}">'
+    ]
+    for i, b in enumerate(bars):
+        bh = (h - pad) * b / top_bar
+        parts.append(
+            f'<rect x="{pad + i * step:.1f}" y="{h - bh:.1f}" width="{step * 0.8:.1f}" '
+            f'height="{bh:.1f}" fill="#9ecae1"><title>{escape(labels[i])}: {b} '
+            "requests</title></rect>"
+        )
+    points = [
+        f"{pad + (i + 0.4) * step:.1f},{h - (h - pad) * v / top_line:.1f}"
+        for i, v in enumerate(line)
+        if v is not None
+    ]
+    if points:
+        parts.append(
+            f'<polyline points="{" ".join(points)}" fill="none" stroke="#d62728" '
+            'stroke-width="1.5"/>'
+        )
+    parts.append(
+        f'<text x="{pad}" y="12" font-size="11">{escape(title)}: bars = requests '
+        f"(max {top_bar}), red line = p95 (max {top_line:.0f} ms)</text>"
+    )
+    parts.append(f'<text x="{pad}" y="{h + 14}" font-size="10">{escape(labels[0])}</text>')
+    parts.append(
+        f'<text x="{w - pad}" y="{h + 14}" font-size="10" text-anchor="end">'
+        f"{escape(labels[-1])}</text>"
+    )
+    parts.append("</svg>")
+    return "<div>" + "".join(parts) + "</div>"
+
+
+def endpoints(window: Hour, title: str) -> str:
+    """Requests per endpoint, with mean and p95 where the access log timed them."""
+    total = sum(window.endpoints.values()) or 1
+    rows = []
+    for ep, n in window.endpoints.most_common(20):
+        hist = window.endpoint_latency.get(ep)
+        rows.append(
+            (
+                ep,
+                n,
+                f"{100 * n / total:.1f} %",
+                hist.mean_ms if hist else None,
+                hist.quantile_ms(0.95) if hist else None,
+            )
+        )
+    rows.sort(key=lambda r: -(r[4] or 0))
+    return table(title, ["endpoint", "requests", "share", "mean ms", "p95 ms"], rows)
+
+
+def signatures(last: dict[str, int], before: dict[str, int], title: str) -> str:
+    rows = sorted(last.items(), key=lambda t: -t[1])[:10]
+    return table(
+        title,
+        ["signature", "last 24 h", "previous 7 days"],
+        [(sig, n, before.get(sig, 0)) for sig, n in rows],
+    )
