@@ -43,6 +43,7 @@ class Traffic:
     new_error: bool = False  # a signature the previous days never had
     key_leak: bool = False  # an API key written into a log line
     scanner: bool = False  # a client probing paths, over the rate, failing auth
+    telemetry: float = 1.0  # share of chromadb telemetry ERROR lines written (noise)
 
 
 def _stamp(ts: datetime) -> str:
@@ -70,7 +71,7 @@ def _request(rng: random.Random, ts: datetime, t: Traffic) -> tuple[list, str]:
         path = f"/{kind}"
         secs = rng.uniform(0.005, 0.03)
         add(0, f"src.api.main - INFO - Request: GET {path}")
-        if kind == "health":
+        if kind == "health" and rng.random() < t.telemetry:
             add(0.002, TELEMETRY)
             add(0.004, TELEMETRY.replace("ClientStartEvent", "ClientCreateCollectionEvent"))
         add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
@@ -81,7 +82,8 @@ def _request(rng: random.Random, ts: datetime, t: Traffic) -> tuple[list, str]:
     if kind == "generate":
         secs = max(0.8, rng.lognormvariate(0.9, 0.2)) * t.slow_factor
         add(0.01, f"src.agents.request_analyzer - INFO - 사용자 요청 분석 시작: {request}")
-        add(0.02, TELEMETRY)
+        if rng.random() < t.telemetry:
+            add(0.02, TELEMETRY)
         add(0.3, "src.database.vector_store - INFO - 정책 문서 검색: k=5, 결과 5건")
         for part in (0.4, 0.8):
             add(

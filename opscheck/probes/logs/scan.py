@@ -1,11 +1,14 @@
 """One streaming pass over a log file, in bytes, in large chunks.
 
 The app log (`%(asctime)s - %(name)s - %(levelname)s - %(message)s`) is read 4 MiB
-at a time; counting is done by C-level searches (`bytes.count`, regexes anchored on a
-literal such as " - ERROR - "), so Python only touches the few lines that matter:
-responses, requests, errors, warnings, and API-key-shaped strings. A line's hour is
-read from its own timestamp. Undecodable bytes are kept as bytes and decoded with
-replacement only for signatures; a line longer than `MAX_LINE` is cut and counted.
+at a time. Each chunk is cut into runs of lines of one clock hour (found with
+`rfind` on the hour's prefix); a run whose every timestamped line has that hour is
+"pure" and is read by one C-level `findall` of a single pattern that keeps only the
+lines that matter (errors, warnings, responses, requests), counted with `Counter`,
+so Python touches each distinct line shape once, not each line. Runs that are not
+pure (lines out of order, clock jumps) are read by a pattern that also captures each
+line's own hour. Undecodable bytes stay bytes until a signature is made; a line
+longer than `MAX_LINE` is cut and counted.
 """
 
 from __future__ import annotations
@@ -15,22 +18,31 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import filterfalse
+from operator import itemgetter
 from typing import BinaryIO
 
-from opscheck.probes.logs.summary import Hist, Summary
+from opscheck.probes.logs.summary import Hist, Summary, bucket
 from opscheck.scrub import scrub
 
 CHUNK = 4 << 20
 MAX_LINE = 1 << 20  # a longer line is cut here (counted in Summary.overlong)
-STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
-RESPONSE = re.compile(rb" - INFO - Response: (\d{3}) - ([\d.]+)s")
-FAILED = re.compile(rb" - ERROR - Request failed: [^\n]*?([\d.]+)s[ \t\r]*$", re.M)
-REQUEST = re.compile(rb" - INFO - Request: ([A-Z]+) (\S+)")
-ERROR = re.compile(rb" - ERROR - ([^\n]*)((?:\n(?!\d{4}-\d\d-\d\d )[^\n]*)*)")
-WARNING = re.compile(rb" - WARNING - ([^\n]*)")
+_TAIL = rb"((?:\n(?![12]\d{3}-)[^\n]+)*)"  # continuation lines (a traceback) of an ERROR
+# Each pattern starts with a literal that only the lines it wants contain, so the regex
+# engine skips the other lines at C speed (an alternation up front would defeat that).
+LEVELS = (b"ERROR", b"CRITICAL", b"WARNING")
+LEVELED = {lv: re.compile(lv + rb" - ([^\n]*)" + _TAIL) for lv in LEVELS}
+TRAFFIC = re.compile(rb"INFO - Re(?:sponse: (\d)\d\d - ([\d.]+)s|quest: ([A-Z]+) (\S+))")
+# the same, for runs whose lines are not all of one hour: each line's own hour
+_HOUR = rb"\n([12]\d{3}-\d\d-\d\d \d\d):\d\d:\d\d[^\n]*? - "
+LEVELED_HOURLY = re.compile(_HOUR + rb"(ERROR|CRITICAL|WARNING) - ([^\n]*)" + _TAIL)
+TRAFFIC_HOURLY = re.compile(
+    _HOUR + rb"INFO - Re(?:sponse: (\d{3}) - ([\d.]+)s|quest: ([A-Z]+) (\S+))"
+)
+HOUR_AT = re.compile(rb"\n([12]\d{3}-\d\d-\d\d \d\d):")
+FAILED_SECS = re.compile(rb"Request failed:.*?([\d.]+)s\s*$")
 KEY = re.compile(rb"sk-ant-[A-Za-z0-9_\-]{8,}|sk-(?:proj-)?[A-Za-z0-9]{20,}")
-LEVELS = (b"DEBUG", b"INFO", b"WARNING", b"ERROR", b"CRITICAL")
 GENERATE = "POST /api/v1/templates/generate"
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -41,15 +53,16 @@ _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
 @functools.lru_cache(maxsize=1 << 16)
-def signature(logger: bytes, message: bytes, tail: bytes = b"") -> str:
-    """A message with its ids, numbers, quoted values and hex made generic."""
+def signature(message: bytes, tail: bytes = b"") -> str:
+    """A message with its ids, numbers, quoted values and hex made generic, and the
+    exception type of a traceback that followed it."""
     text = scrub(message.decode("utf-8", "replace").strip())
     text = _QUOTED.sub("'…'", text)
     text = _UUID.sub("<uuid>", text)
     text = _ID.sub("<id>", text)
     text = _HEX.sub("<hex>", text)
     text = _NUMBER.sub("<n>", text)[:300]
-    sig = f"{logger.decode('ascii', 'replace')}: {text}"
+    sig = text
     if tail:
         last = tail.strip().rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
         exc = last.split(":", 1)[0].strip()
@@ -58,18 +71,29 @@ def signature(logger: bytes, message: bytes, tail: bytes = b"") -> str:
     return sig
 
 
-def _line_start(buf: bytes, pos: int) -> int:
-    return buf.rfind(b"\n", 0, pos) + 1
+def _runs(buf: bytes) -> Iterator[tuple[bytes, bytes]]:
+    """(hour prefix, lines) runs of a chunk that starts with a newline: from the first
+    line of an hour to the last line of that hour in the chunk (with its traceback)."""
+    pos, end = 0, len(buf)
+    while pos < end:
+        m = HOUR_AT.search(buf, pos)
+        if m is None:
+            yield b"", buf[pos:]
+            return
+        prefix = b"\n" + m.group(1) + b":"
+        last = buf.rfind(prefix, pos)
+        stop = buf.find(b"\n", last + 1)
+        stop = end if stop < 0 else _past_continuation(buf, stop)
+        yield prefix, buf[pos:stop]
+        pos = stop
 
 
-def _hour_and_logger(buf: bytes, pos: int) -> tuple[str, bytes] | None:
-    """The hour key and logger name of the line holding `pos` (None: no timestamp)."""
-    start = _line_start(buf, pos)
-    head = buf[start:pos]
-    if len(head) < 26 or not STAMP.match(head):
-        return None
-    logger = head.split(b" - ", 2)[1] if head.count(b" - ") >= 1 else b"?"
-    return head[:13].decode("ascii"), logger
+_CONTINUATION = re.compile(rb"(?:\n(?![12]\d{3}-)[^\n]+)*")
+
+
+def _past_continuation(buf: bytes, pos: int) -> int:
+    """The end of the continuation lines (a traceback) that follow position `pos`."""
+    return _CONTINUATION.match(buf, pos).end()
 
 
 @dataclass
@@ -80,57 +104,87 @@ class AppScanner:
     summary: Summary
     line_base: int = 0  # lines before the current chunk, for key positions
 
-    def feed(self, buf: bytes) -> None:
+    def feed(self, chunk: bytes) -> None:
         s = self.summary
-        newlines = buf.count(b"\n")
-        s.lines += newlines
-        stamped = 0
-        for level in LEVELS:
-            n = buf.count(b" - " + level + b" - ")
-            if n:
-                s.levels[level.decode()] += n
-                stamped += n
-        s.continuation += max(0, newlines - stamped)
-        for m in RESPONSE.finditer(buf):
-            where = _hour_and_logger(buf, m.start())
-            if where is None:
+        if b"sk-" in chunk:
+            for m in KEY.finditer(chunk):
+                if len(s.key_hits) < 100:
+                    line = self.line_base + chunk.count(b"\n", 0, m.start()) + 1
+                    s.key_hits.append(f"{self.name}:{line}")
+        s.lines -= 1  # the newline put in front of the chunk
+        self.line_base -= 1
+        for prefix, run in _runs(b"\n" + chunk):
+            newlines = run.count(b"\n")
+            s.lines += newlines
+            self.line_base += newlines
+            leveled = [(lv, LEVELED[lv].findall(run)) for lv in LEVELS if lv + b" - " in run]
+            tails = sum(tail.count(b"\n") for _, found in leveled for _, tail in found if tail)
+            if prefix and run.count(prefix) + tails == newlines:
+                hour = prefix[1:-1].decode()  # every line of the run is of this hour
+                for level, found in leveled:
+                    for (msg, tail), n in Counter(found).items():
+                        self._leveled(hour, level, msg, tail, n)
+                found = TRAFFIC.findall(run)
+                self._responses(hour, list(filter(itemgetter(0), found)))
+                requests = Counter(map(itemgetter(2, 3), filterfalse(itemgetter(0), found)))
+                for (method, path), n in requests.items():
+                    self._request(hour, method, path, n)
                 continue
-            h = s.hour(where[0])
-            h.requests += 1
-            h.status[m.group(1)[:1].decode() + "xx"] += 1
-            h.latency.add(float(m.group(2)) * 1000.0)
-        for m in FAILED.finditer(buf):
-            where = _hour_and_logger(buf, m.start())
-            if where is None:
-                continue
-            h = s.hour(where[0])
-            h.requests += 1
-            h.status["5xx"] += 1
-            h.latency.add(float(m.group(1)) * 1000.0)
-        for m in REQUEST.finditer(buf):
-            where = _hour_and_logger(buf, m.start())
-            if where is None:
-                continue
-            endpoint = f"{m.group(1).decode()} {m.group(2).decode('utf-8', 'replace')[:80]}"
-            h = s.hour(where[0])
-            h.endpoints[endpoint] += 1
-            if endpoint == GENERATE:
-                h.generations += 1
-        for m in ERROR.finditer(buf):
-            where = _hour_and_logger(buf, m.start())
-            if where is None:
-                continue
-            s.hour(where[0]).errors[signature(where[1], m.group(1), m.group(2))] += 1
-        for m in WARNING.finditer(buf):
-            where = _hour_and_logger(buf, m.start())
-            if where is None:
-                continue
-            s.hour(where[0]).warnings[signature(where[1], m.group(1))] += 1
-        for m in KEY.finditer(buf):
-            if len(s.key_hits) < 100:
-                line = self.line_base + buf.count(b"\n", 0, m.start()) + 1
-                s.key_hits.append(f"{self.name}:{line}")
-        self.line_base += newlines
+            for (h, level, msg, tail), n in Counter(LEVELED_HOURLY.findall(run)).items():
+                self._leveled(h.decode(), level, msg, tail, n)
+            for (h, status, secs, method, path), n in Counter(TRAFFIC_HOURLY.findall(run)).items():
+                if status:
+                    self._responses(h.decode(), [(status[:1], secs)] * n)
+                else:
+                    self._request(h.decode(), method, path, n)
+
+    def _leveled(self, hour: str, level: bytes, msg: bytes, tail: bytes, n: int) -> None:
+        s = self.summary
+        s.levels[level.decode()] += n
+        if tail:
+            s.continuation += n * tail.count(b"\n")
+        h = s.hour(hour)
+        if level == b"WARNING":
+            h.warnings[signature(msg)] += n
+            return
+        h.errors[signature(msg, tail)] += n
+        failed = FAILED_SECS.search(msg) if msg.startswith(b"Request failed:") else None
+        if failed:  # answered 500 by the exception handler, without a Response line
+            h.requests += n
+            h.status["5xx"] += n
+            h.latency.add(float(failed.group(1)) * 1000.0, n)
+
+    def _responses(self, hour: str, found: list[tuple[bytes, bytes]]) -> None:
+        """Response lines of one hour: (first digit of the status, seconds) pairs, counted
+        with C-level map/Counter; Python runs once per distinct status class and bucket."""
+        if not found:
+            return
+        h = self.summary.hour(hour)
+        h.requests += len(found)
+        for digit, n in Counter(map(itemgetter(0), found)).items():
+            h.status[digit.decode() + "xx"] += n
+        secs = list(map(itemgetter(1), found))
+        h.latency.n += len(secs)
+        h.latency.total_ms += 1000.0 * sum(map(float, secs))
+        h.latency.counts.update(Counter(map(_BUCKET.__getitem__, secs)))
+
+    def _request(self, hour: str, method: bytes, path: bytes, n: int) -> None:
+        h = self.summary.hour(hour)
+        endpoint = f"{method.decode()} {path.decode('utf-8', 'replace')[:80]}"
+        h.endpoints[endpoint] += n
+        if endpoint == GENERATE:
+            h.generations += n
+
+
+class _Buckets(dict):
+    """Seconds as logged (b"2.333") -> histogram bucket, computed once per distinct value."""
+
+    def __missing__(self, secs: bytes) -> int:
+        b = self[secs] = bucket(float(secs) * 1000.0)
+        return b
+
+
+_BUCKET = _Buckets()
 
 
 def complete_lines(f: BinaryIO, end: int | None, summary: Summary) -> Iterator[bytes]:

@@ -35,10 +35,10 @@ class Hist:
     n: int = 0
     total_ms: float = 0.0
 
-    def add(self, ms: float) -> None:
-        self.counts[bucket(ms)] += 1
-        self.n += 1
-        self.total_ms += ms
+    def add(self, ms: float, n: int = 1) -> None:
+        self.counts[bucket(ms)] += n
+        self.n += n
+        self.total_ms += ms * n
 
     def merge(self, other: Hist) -> None:
         self.counts.update(other.counts)
