@@ -152,6 +152,8 @@ class Load(_Section):
     max_error_percent: float = Field(1.0, ge=0)
     min_rps: float = Field(0.0, ge=0)
     workers: int = Field(0, ge=0)
+    predeploy_users: int = Field(3, ge=1)
+    predeploy_duration_s: float = Field(20, gt=0)
 
 
 class Hosts(_Section):

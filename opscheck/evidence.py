@@ -47,6 +47,7 @@ class Recorder:
         self.items: list[Evidence] = []
         self.breaches: list[str] = []
         self.attachments: list[str] = []  # HTML shown in the check's row of the report
+        self.links: list[tuple[str, str]] = []  # (name, relative URL) in the Links column
 
     def record(self, name: str, value: Any, unit: str = "", limit: Any = None) -> Evidence:
         if isinstance(value, str):
@@ -103,6 +104,10 @@ class Recorder:
     def attach(self, html: str) -> None:
         """Show an HTML piece (a table, a chart from opscheck.render) in the report row."""
         self.attachments.append(html)
+
+    def link(self, name: str, url: str) -> None:
+        """A link from the check's row, e.g. to Locust's own report beside it."""
+        self.links.append((name, url))
 
     def breach(self, message: str) -> None:
         """Note a breach that has no single measured value (unreachable, unreadable)."""

@@ -18,7 +18,7 @@ from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
 from opscheck.probes.host import LocalHost, host_for, host_label
-from opscheck.report import RunState, check_meta, is_check
+from opscheck.report import RunState, check_meta, gate_only, is_check
 
 STATE = pytest.StashKey[RunState]()
 RECORDER = pytest.StashKey[Recorder]()
@@ -99,7 +99,7 @@ def pytest_collection_modifyitems(
             continue
         cadences = [m.name for m in item.iter_markers() if m.name in CADENCES]
         meta = check_meta(item)
-        if len(set(cadences)) != 1:
+        if len(set(cadences)) != 1 and not gate_only(item):
             have = ", ".join(sorted(set(cadences))) or "none"
             problems.append(f"{item.nodeid}: a check needs exactly one cadence marker, has {have}")
         if not meta.guide_line:
@@ -134,7 +134,7 @@ def _watched_mounts(conf: cfgmod.Config) -> list[str]:
     return list(dict.fromkeys(paths))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cfg(request: pytest.FixtureRequest) -> cfgmod.Config:
     """The run's validated config."""
     state = request.config.stash.get(STATE, None)
@@ -143,7 +143,20 @@ def cfg(request: pytest.FixtureRequest) -> cfgmod.Config:
     return state.loaded.config
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
+def report_file(request: pytest.FixtureRequest):
+    """`report_file("locust", ".html")`: a file beside this run's report, or None."""
+    state = request.config.stash.get(STATE, None)
+
+    def path(tag: str, suffix: str) -> Path | None:
+        if state is None:
+            return None
+        return state.paths.stem.with_name(f"{state.paths.stem.name}-{tag}{suffix}")
+
+    return path
+
+
+@pytest.fixture(scope="session")
 def state_dir(request: pytest.FixtureRequest) -> Path:
     """The suite's own state (log summaries, history): beside the reports, never the target."""
     state = request.config.stash.get(STATE, None)
@@ -189,12 +202,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     state = item.config.stash.get(STATE, None)
     if state is not None:
         state.annotate(item, report, recorder.items if recorder else [])
-    if recorder and recorder.attachments and report.when == "call":
+    if recorder and report.when == "call" and (recorder.attachments or recorder.links):
         from pytest_html import extras
 
         report.extras = [
             *getattr(report, "extras", []),
             *(extras.html(a) for a in recorder.attachments),
+            *(extras.url(url, name=name) for name, url in recorder.links),
         ]
 
 

@@ -86,6 +86,12 @@ def is_check(item: pytest.Item) -> bool:
     return bool(rel.parts) and rel.parts[0] in CHECK_ROOTS
 
 
+def gate_only(item: pytest.Item) -> bool:
+    """A check of the deploy gate alone: `predeploy` and no cadence."""
+    cadences = [m.name for m in item.iter_markers() if m.name in CADENCES]
+    return not cadences and item.get_closest_marker("predeploy") is not None
+
+
 def check_meta(item: pytest.Item) -> CheckMeta:
     """A check's id, guide line (its docstring's first line), cadence and severity."""
     name = getattr(item, "originalname", item.name)
@@ -97,7 +103,7 @@ def check_meta(item: pytest.Item) -> CheckMeta:
     return CheckMeta(
         id=name.removeprefix("test_"),
         guide_line=guide,
-        cadence=cadences[0] if cadences else "",
+        cadence=cadences[0] if cadences else "predeploy" if gate_only(item) else "",
         severity="critical" if critical else "warning",
     )
 

@@ -32,6 +32,12 @@ def main(argv: list[str] | None = None) -> int:
                 help=f"break one thing (repeatable). {fault_help}",
             )
             p.add_argument(
+                "--fixed-delay-ms",
+                type=float,
+                default=0.0,
+                help="every answer takes exactly this long, server side (load-test accuracy)",
+            )
+            p.add_argument(
                 "--https",
                 action="store_true",
                 help="serve HTTPS (certificate from the sandbox's own CA, run/ca.pem)",
@@ -66,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             timeout_s=args.timeout,
             requests_per_day=args.requests_per_day,
             https=args.https,
+            fixed_delay_ms=args.fixed_delay_ms,
         )
         path = control.up(args.dir, opts)
         print(path)

@@ -80,6 +80,8 @@ async def faults_and_timing(request: Request, call_next):
     _stats["total_requests"] += 1
     if "slow" in s.get("faults", []):
         await asyncio.sleep(float(s.get("slow_s", 12)))
+    if float(s.get("fixed_delay_ms", 0)) > 0:  # every answer takes exactly this long
+        await asyncio.sleep(float(s["fixed_delay_ms"]) / 1000.0)
     api = request.url.path.startswith("/api/v1/templates/") and request.method == "POST"
     share = float(s.get("error_share", 0.05))
     if api and "errors" in s.get("faults", []) and share > 0:

@@ -38,6 +38,7 @@ class Options:
     requests_per_day: int = 600
     template: Path | None = None  # an already built healthy sandbox to copy instead of building
     https: bool = False  # serve HTTPS with a certificate from a CA of the sandbox's own
+    fixed_delay_ms: float = 0.0  # > 0: every answer takes exactly this long (no other latency)
 
 
 def _pidfiles(root: Path) -> list[Path]:
@@ -108,7 +109,8 @@ def up(root: Path, opts: Options) -> Path:
             FAULTS[name].apply(lay, now)
     settings = {
         "faults": list(opts.faults),
-        "latency_scale": opts.latency_scale,
+        "latency_scale": 0.0 if opts.fixed_delay_ms else opts.latency_scale,
+        "fixed_delay_ms": opts.fixed_delay_ms,
         "error_share": opts.error_share,
         "slow_s": opts.timeout_s + 3,
     }
