@@ -144,8 +144,8 @@ def test_error_log_review_red_on_new_signature(offline, run_checks):
     )
     assert entry["outcome"] == "failed"
     assert entry["message"] == (
-        "1 new ERROR signatures in the last 24 h: \"src.database.vector_store: Collection '…' "
-        'dimension mismatch: expected <n>, got <n>" x5'
+        "1 new ERROR signatures in the last 24 h: \"Collection '…' dimension mismatch: "
+        'expected <n>, got <n>" x5'
     )
 
 

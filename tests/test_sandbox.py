@@ -239,7 +239,7 @@ def test_errors_fault_fails_exactly_the_configured_share(sandbox_factory):
                     (r / "app/logs" / n).read_text().count("Request failed")
                     for n in ("app.log", "app.log.1")
                 )
-                > 40
+                > 20
             ),
         ),
     ],

@@ -182,7 +182,7 @@ def day_logs(
         if ts >= end:
             continue
         app_lines.append(f"{_stamp(ts)} - {text}")
-        if "Template generation failed" in text and rng.random() < 0.3:
+        if "Template generation failed" in text:  # the workflow logs its traceback
             app_lines += [
                 "Traceback (most recent call last):",
                 '  File "/app/src/workflow/langgraph_workflow.py", line 212, in run',
