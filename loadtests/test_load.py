@@ -10,9 +10,12 @@ PRECISION = "Locust percentile: 10 ms steps up to 1 s, 100 ms above"
 
 def _run(cfg, report_file, profile: load.Profile, tag: str) -> load.LoadRun:
     html = report_file(tag, ".html")
-    result = load.run(
-        cfg.service.base_url, profile, html, cfg.service.timeout_s, cfg.service.ca_bundle
-    )
+    s = cfg.service
+    return load.run(s.base_url, profile, html, s.timeout_s, s.ca_bundle)
+
+
+def _verdict(result: load.LoadRun) -> load.LoadRun:
+    """The run, if it can give a verdict; else the check errors (in setup), saying why."""
     if result.error:
         pytest.fail(f"no verdict: {result.error}", pytrace=False)
     if result.saturated:
@@ -23,7 +26,7 @@ def _run(cfg, report_file, profile: load.Profile, tag: str) -> load.LoadRun:
             pytrace=False,
         )
     if result.total is None or not result.total.requests:
-        pytest.fail("no verdict: Locust sent no request", pytrace=False)
+        pytest.fail("no verdict: Locust completed no request", pytrace=False)
     return result
 
 
@@ -31,9 +34,20 @@ def _run(cfg, report_file, profile: load.Profile, tag: str) -> load.LoadRun:
 def weekly_load(cfg, report_file):
     """One run of the configured [load] profile, shared by the checks below."""
     p = cfg.load
-    return _run(
-        cfg, report_file, load.Profile(p.users, p.spawn_rate, p.duration_s, p.workers), "locust"
-    )
+    profile = load.Profile(p.users, p.spawn_rate, p.duration_s, p.workers)
+    return _run(cfg, report_file, profile, "locust")
+
+
+@pytest.fixture
+def weekly_verdict(weekly_load):
+    return _verdict(weekly_load)
+
+
+@pytest.fixture
+def predeploy_verdict(cfg, report_file):
+    p = cfg.load
+    profile = load.Profile(p.predeploy_users, p.predeploy_users, p.predeploy_duration_s)
+    return _verdict(_run(cfg, report_file, profile, "locust-predeploy"))
 
 
 def judge(result: load.LoadRun, cfg, evidence: Recorder) -> None:
@@ -52,9 +66,9 @@ def judge(result: load.LoadRun, cfg, evidence: Recorder) -> None:
 
 @pytest.mark.weekly
 @pytest.mark.load
-def test_load_test_p95(weekly_load, cfg, evidence):
+def test_load_test_p95(weekly_verdict, cfg, evidence):
     """자동 성능 테스트: under [load], p95, failures and RPS within limits, per endpoint."""
-    judge(weekly_load, cfg, evidence)
+    judge(weekly_verdict, cfg, evidence)
 
 
 @pytest.mark.weekly
@@ -63,7 +77,9 @@ def test_health_under_load(weekly_load, cfg, evidence):
     """부하 테스트: /health, asked by a separate client, answers within timeout_s under load."""
     h = weekly_load.health
     if not h.count:
-        pytest.fail("no /health sample was taken while the load ran", pytrace=False)
+        pytest.fail(
+            f"no /health sample was taken while the load ran {weekly_load.error}", pytrace=False
+        )
     evidence.record("/health samples while the load ran", h.count)
     evidence.at_most("slowest /health under load", h.worst_ms, "ms", cfg.service.timeout_s * 1000)
     for failure in h.failures[:5]:
@@ -73,8 +89,6 @@ def test_health_under_load(weekly_load, cfg, evidence):
 
 @pytest.mark.predeploy
 @pytest.mark.load
-def test_load_test_predeploy(cfg, report_file, evidence):
+def test_load_test_predeploy(predeploy_verdict, cfg, evidence):
     """자동 성능 테스트 (배포 전 게이트): a short profile, same limits, for the CI gate."""
-    p = cfg.load
-    profile = load.Profile(p.predeploy_users, p.predeploy_users, p.predeploy_duration_s)
-    judge(_run(cfg, report_file, profile, "locust-predeploy"), cfg, evidence)
+    judge(predeploy_verdict, cfg, evidence)
