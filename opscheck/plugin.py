@@ -18,7 +18,7 @@ from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
 from opscheck.probes.host import LocalHost, host_for, host_label
-from opscheck.report import RunState, check_meta, gate_only, is_check
+from opscheck.report import META, RunState, check_meta, gate_only, is_check
 
 STATE = pytest.StashKey[RunState]()
 RECORDER = pytest.StashKey[Recorder]()
@@ -196,12 +196,11 @@ def pytest_runtest_call(item: pytest.Item):
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    if not _active(item.config) or not is_check(item):
+    state = item.config.stash.get(STATE, None)
+    if state is None or META not in item.stash:  # not a checklist run, or not a check
         return
     recorder = item.stash.get(RECORDER, None)
-    state = item.config.stash.get(STATE, None)
-    if state is not None:
-        state.annotate(item, report, recorder.items if recorder else [])
+    state.annotate(item, report, recorder.items if recorder else [])
     if recorder and report.when == "call" and (recorder.attachments or recorder.links):
         from pytest_html import extras
 

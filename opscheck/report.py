@@ -92,8 +92,19 @@ def gate_only(item: pytest.Item) -> bool:
     return not cadences and item.get_closest_marker("predeploy") is not None
 
 
+META = pytest.StashKey[CheckMeta]()
+
+
 def check_meta(item: pytest.Item) -> CheckMeta:
-    """A check's id, guide line (its docstring's first line), cadence and severity."""
+    """A check's id, guide line (its docstring's first line), cadence and severity
+    (computed once per item)."""
+    meta = item.stash.get(META, None)
+    if meta is None:
+        meta = item.stash[META] = _check_meta(item)
+    return meta
+
+
+def _check_meta(item: pytest.Item) -> CheckMeta:
     name = getattr(item, "originalname", item.name)
     doc = getattr(getattr(item, "function", None), "__doc__", None) or ""
     first = doc.strip().splitlines()[0].strip() if doc.strip() else ""
