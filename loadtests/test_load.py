@@ -55,6 +55,7 @@ def judge(result: load.LoadRun, cfg, evidence: Recorder) -> None:
     limits = cfg.load
     for s in [*result.endpoints, result.total]:
         evidence.record(f"{s.name}: requests / failures", f"{s.requests} / {s.failures}")
+        evidence.record(f"{s.name}: requests per second", round(s.rps, 2), "rps")
         evidence.record(f"{s.name}: p50 / p99 ({PRECISION})", f"{s.p50_ms:g} / {s.p99_ms:g} ms")
         evidence.at_most(f"{s.name}: p95", s.p95_ms, "ms", cfg.thresholds.p95_response_ms)
         evidence.at_most(f"{s.name}: failures", s.failure_percent, "%", limits.max_error_percent)
