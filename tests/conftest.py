@@ -144,6 +144,29 @@ def sandbox_factory(tmp_path: Path, golden: Path) -> Iterator:
 
 
 @pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator:
+    """`tmpfs("size=4m")`: a real small file system to fill (needs mount rights: root)."""
+    mounted: list[Path] = []
+
+    def mount(options: str) -> Path:
+        mnt = tmp_path / f"tmpfs-{len(mounted)}"
+        mnt.mkdir()
+        proc = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mnt)],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
+        mounted.append(mnt)
+        return mnt
+
+    yield mount
+    for mnt in mounted:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+@pytest.fixture
 def sandbox(sandbox_factory) -> Sandbox:
     """A healthy sandbox with its replica running."""
     return sandbox_factory()

@@ -188,19 +188,9 @@ def test_backup_storage_capacity_green(offline, run_checks):
 
 
 @pytest.fixture
-def small_backup_volume(tmp_path):
+def small_backup_volume(tmpfs):
     """A real 48 MiB tmpfs holding the backups: room for far fewer than 30 more sets."""
-    mnt = tmp_path / "vol"
-    mnt.mkdir()
-    proc = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.strip()}")
-    yield mnt
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
+    return tmpfs("size=48m")
 
 
 def test_backup_storage_capacity_red_when_volume_cannot_hold_retention(
