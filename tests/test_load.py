@@ -119,9 +119,21 @@ def test_overrun_is_killed_and_reported(sandbox):
     assert result.error == "Locust overran its hard limit of 5 s (run time 20 s) and was killed"
 
 
-def test_predeploy_profile(sandbox, run_checks):
+def test_load_test_predeploy_green(sandbox, run_checks):
     cfg = sandbox.with_config("[load]\npredeploy_users = 2\npredeploy_duration_s = 4\n")
     run = run_checks(cfg, "-m", "predeploy and load")
     entry = run.one("load_test_predeploy")
     assert entry["outcome"] == "passed", entry
     assert entry["cadence"] == "predeploy"
+
+
+def test_load_test_predeploy_red_on_errors(sandbox_factory, run_checks):
+    """The deploy gate's short profile fails a build that answers 500 to 1 call in 5."""
+    sb = sandbox_factory("errors", error_share=0.2)
+    cfg = sb.with_config("[load]\npredeploy_users = 3\npredeploy_duration_s = 6\n")
+    run = run_checks(cfg, "-m", "predeploy and load")
+    entry = run.one("load_test_predeploy")
+    assert entry["outcome"] == "failed", entry
+    m = re.search(r"Aggregated: failures is ([\d.]+) %, limit 1 %", entry["message"])
+    assert m and float(m.group(1)) > 1, entry["message"]
+    assert run.exit_code == 1
