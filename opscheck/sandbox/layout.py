@@ -22,16 +22,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from opscheck.sandbox import traffic
+from opscheck.sandbox.traffic import REQUESTS
 
 BUSINESS_TYPES = ["교육", "의료", "음식점", "쇼핑몰", "서비스업", "금융", "기타"]
 SERVICE_TYPES = ["신청", "예약", "주문", "배송", "안내", "확인", "피드백"]
-REQUESTS = [
-    "피자 주문 완료 안내",
-    "온라인 강의 수강 신청 완료",
-    "치과 진료 예약 확정",
-    "쇼핑몰 상품 배송 시작",
-    "헬스장 회원권 등록 완료",
-]
 POLICY_DOCS = [
     "alimtalk_content_guide",
     "audit_guide",
