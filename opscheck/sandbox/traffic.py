@@ -148,8 +148,9 @@ def _extras(
     if t.scanner:
         probes = [("/.env", 200), ("/.git/config", 200), ("/wp-admin/", 404), ("/phpmyadmin/", 404)]
         probes += [("/api/v1/templates/generate", 401)] * 30 + [("/health", 200)] * 220
+        minute = at.replace(second=0, microsecond=0)  # all 254 lines within one minute
         for n, (path, status) in enumerate(probes):
-            ts = at + timedelta(seconds=n * 0.1)
+            ts = minute + timedelta(seconds=n * 0.1)
             access.append(
                 (ts, _access(ts, SCANNER, "GET" if status != 401 else "POST", path, status, 0.002))
             )
