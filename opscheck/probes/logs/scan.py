@@ -1,14 +1,21 @@
 """One streaming pass over a log file, in bytes, in large chunks.
 
 The app log (`%(asctime)s - %(name)s - %(levelname)s - %(message)s`) is read 4 MiB
-at a time. Each chunk is cut into runs of lines of one clock hour (found with
-`rfind` on the hour's prefix); a run whose every timestamped line has that hour is
-"pure" and is read by one C-level `findall` of a single pattern that keeps only the
-lines that matter (errors, warnings, responses, requests), counted with `Counter`,
-so Python touches each distinct line shape once, not each line. Runs that are not
-pure (lines out of order, clock jumps) are read by a pattern that also captures each
-line's own hour. Undecodable bytes stay bytes until a signature is made; a line
-longer than `MAX_LINE` is cut and counted.
+at a time into a buffer that starts with the newline before its first line. Each
+pattern below starts with a literal that is rare in a log line, so the regex engine
+skips the other lines at C speed; a full pass costs about 1.5 ms a MiB.
+
+- ERROR, WARNING and CRITICAL records (about 1 % of lines) are found one by one over
+  the whole buffer, each with the hour of the line it sits on.
+- Request and Response lines (about 40 % of lines) are too many for that: the buffer
+  is cut into runs of one clock hour (found by the next hour's prefix), and each run
+  is read by one `findall`, counted with `Counter`, so Python touches each distinct
+  value once, not each line. A run is only taken whole if every line in it has that
+  hour (the buffer's line count checks it); runs that do not (lines out of order,
+  clock jumps, stray lines) are read line by line with their own hours.
+
+Undecodable bytes stay bytes until a signature is made; a line longer than
+`MAX_LINE` is cut and counted.
 """
 
 from __future__ import annotations
@@ -18,8 +25,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import filterfalse
-from operator import itemgetter
+from datetime import datetime, timedelta
 from typing import BinaryIO
 
 from opscheck.probes.logs.summary import Hist, Summary, bucket
@@ -28,21 +34,20 @@ from opscheck.scrub import scrub
 CHUNK = 4 << 20
 MAX_LINE = 1 << 20  # a longer line is cut here (counted in Summary.overlong)
 
-_TAIL = rb"((?:\n(?![12]\d{3}-)[^\n]+)*)"  # continuation lines (a traceback) of an ERROR
-# Each pattern starts with a literal that only the lines it wants contain, so the regex
-# engine skips the other lines at C speed (an alternation up front would defeat that).
+_TAIL = rb"((?:\n(?![12]\d{3}-)[^\n]+)*)"  # continuation lines (a traceback) of a record
 LEVELS = (b"ERROR", b"CRITICAL", b"WARNING")
 LEVELED = {lv: re.compile(lv + rb" - ([^\n]*)" + _TAIL) for lv in LEVELS}
-TRAFFIC = re.compile(rb"INFO - Re(?:sponse: (\d)\d\d - ([\d.]+)s|quest: ([A-Z]+) (\S+))")
-# the same, for runs whose lines are not all of one hour: each line's own hour
-_HOUR = rb"\n([12]\d{3}-\d\d-\d\d \d\d):\d\d:\d\d[^\n]*? - "
-LEVELED_HOURLY = re.compile(_HOUR + rb"(ERROR|CRITICAL|WARNING) - ([^\n]*)" + _TAIL)
-TRAFFIC_HOURLY = re.compile(
-    _HOUR + rb"INFO - Re(?:sponse: (\d{3}) - ([\d.]+)s|quest: ([A-Z]+) (\S+))"
-)
+# "R" is rare in a log line, "INFO - R" is not: the match is checked after the fact
+TRAFFIC = re.compile(rb"Re(?:sponse|quest): ([^\n]+)")
+RESPONSE = re.compile(rb"(\d)\d\d - (\d+(?:\.\d+)?)s\s*")
+REQUEST = re.compile(rb"([A-Z]+) (/\S*)\s*")
+# what precedes the level of a genuine record: "2026-11-25 14:03:07,123 - src.api.main - "
+RECORD_HEAD = re.compile(rb"([12]\d{3}-\d\d-\d\d \d\d):\d\d:\d\d\S* - ((?:[^ \n]| (?!- ))+) - ")
 HOUR_AT = re.compile(rb"\n([12]\d{3}-\d\d-\d\d \d\d):")
+LINE_HOURLY = re.compile(rb"\n([12]\d{3}-\d\d-\d\d \d\d):\d\d:\d\d[^\n]*? - INFO - ([^\n]*)")
 FAILED_SECS = re.compile(rb"Request failed:.*?([\d.]+)s\s*$")
-KEY = re.compile(rb"sk-ant-[A-Za-z0-9_\-]{8,}|sk-(?:proj-)?[A-Za-z0-9]{20,}")
+# "k-" is rarer than "sk-" (the engine scans for the first byte); the "s" is checked after
+KEY = re.compile(rb"k-(?:ant-[A-Za-z0-9_\-]{8,}|(?:proj-)?[A-Za-z0-9]{20,})")
 GENERATE = "POST /api/v1/templates/generate"
 
 _QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
@@ -71,72 +76,130 @@ def signature(message: bytes, tail: bytes = b"") -> str:
     return sig
 
 
-def _runs(buf: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """(hour prefix, lines) runs of a chunk that starts with a newline: from the first
-    line of an hour to the last line of that hour in the chunk (with its traceback)."""
-    pos, end = 0, len(buf)
-    while pos < end:
-        m = HOUR_AT.search(buf, pos)
-        if m is None:
-            yield b"", buf[pos:]
-            return
-        prefix = b"\n" + m.group(1) + b":"
-        last = buf.rfind(prefix, pos)
-        stop = buf.find(b"\n", last + 1)
-        stop = end if stop < 0 else _past_continuation(buf, stop)
-        yield prefix, buf[pos:stop]
-        pos = stop
+@functools.lru_cache(maxsize=4096)
+def _next_hour(hour: bytes) -> bytes | None:
+    """The line prefix of the clock hour after `hour` (b"2026-11-25 14")."""
+    try:
+        later = datetime.strptime(hour.decode(), "%Y-%m-%d %H") + timedelta(hours=1)
+    except ValueError:
+        return None
+    return b"\n" + later.strftime("%Y-%m-%d %H").encode() + b":"
 
 
+LOOK_BACK = 64 << 10  # how far from the end to look for the buffer's last line of an hour
 _CONTINUATION = re.compile(rb"(?:\n(?![12]\d{3}-)[^\n]+)*")
 
 
-def _past_continuation(buf: bytes, pos: int) -> int:
-    """The end of the continuation lines (a traceback) that follow position `pos`."""
-    return _CONTINUATION.match(buf, pos).end()
+def _line_end(buf: bytes, pos: int, stop: int) -> int:
+    """Where the record on the line holding `pos` ends: before the newline that starts
+    the next timestamped line (or `stop`)."""
+    nl = buf.find(b"\n", pos + 1, stop)
+    return stop if nl < 0 else _CONTINUATION.match(buf, nl, stop).end()
+
+
+def _runs(buf: bytes, stop: int) -> Iterator[tuple[bytes, int, int]]:
+    """(hour prefix, start, end) runs of buf[:stop]: from the first line of an hour to
+    before the first line of the next hour, or to the last line of this hour."""
+    pos = 0
+    while pos < stop:
+        m = HOUR_AT.search(buf, pos, stop)
+        if m is None:
+            yield b"", pos, stop
+            return
+        prefix = b"\n" + m.group(1) + b":"
+        last = buf.rfind(prefix, max(m.start(), stop - LOOK_BACK), stop)
+        if last < 0 or _line_end(buf, last, stop) != stop:  # later hours follow
+            nxt = _next_hour(m.group(1))
+            end = buf.find(nxt, m.end(), stop) if nxt else -1
+            if end < 0:  # no line of the next hour: to the last line of this one
+                end = _line_end(buf, buf.rfind(prefix, m.start(), stop), stop)
+        else:
+            end = stop
+        yield prefix, pos, end
+        pos = end
+
+
+class _Traffic:
+    """What a value after "Request: " or "Response: " says, worked out once per distinct
+    value into a small int (hashed and counted fast) and the value's milliseconds.
+
+    A code > 0 is a Response: status digit * 10**6 + histogram bucket; a code < 0 is
+    endpoint number -code; 0 is another shape (another logger's line, such as httpx's
+    "HTTP Request: POST https://...").
+    """
+
+    def __init__(self) -> None:
+        self.code: dict[bytes, int] = {}
+        self.ms: dict[bytes, float] = {}
+        self.endpoints: list[str] = [""]
+        self.numbers: dict[str, int] = {}
+
+    def learn(self, values: set[bytes]) -> None:
+        if len(self.code) > 200_000:
+            self.code.clear()
+            self.ms.clear()
+        for value in values - self.code.keys():
+            code, ms = 0, 0.0
+            if m := RESPONSE.fullmatch(value):
+                ms = float(m.group(2)) * 1000.0
+                code = int(m.group(1)) * 10**6 + bucket(ms)
+            elif m := REQUEST.fullmatch(value):
+                ep = f"{m.group(1).decode()} {m.group(2).decode('utf-8', 'replace')[:80]}"
+                code = -self.numbers.setdefault(ep, len(self.endpoints))
+                if -code == len(self.endpoints):
+                    self.endpoints.append(ep)
+            self.code[value], self.ms[value] = code, ms
+
+
+_traffic = _Traffic()
 
 
 @dataclass
 class AppScanner:
-    """Accumulates one app log's Summary from complete lines."""
+    """Accumulates one app log's Summary from buffers of complete lines."""
 
     name: str
     summary: Summary
-    line_base: int = 0  # lines before the current chunk, for key positions
+    line_base: int = 0  # lines before the current buffer, for key positions
 
-    def feed(self, chunk: bytes) -> None:
+    def feed(self, buf: bytes, stop: int) -> None:
+        """Read buf[:stop]: a newline, then whole lines separated by newlines."""
         s = self.summary
-        if b"sk-" in chunk:
-            for m in KEY.finditer(chunk):
-                if len(s.key_hits) < 100:
-                    line = self.line_base + chunk.count(b"\n", 0, m.start()) + 1
-                    s.key_hits.append(f"{self.name}:{line}")
-        s.lines -= 1  # the newline put in front of the chunk
-        self.line_base -= 1
-        for prefix, run in _runs(b"\n" + chunk):
-            newlines = run.count(b"\n")
-            s.lines += newlines
-            self.line_base += newlines
-            leveled = [(lv, LEVELED[lv].findall(run)) for lv in LEVELS if lv + b" - " in run]
-            tails = sum(tail.count(b"\n") for _, found in leveled for _, tail in found if tail)
-            if prefix and run.count(prefix) + tails == newlines:
-                hour = prefix[1:-1].decode()  # every line of the run is of this hour
-                for level, found in leveled:
-                    for (msg, tail), n in Counter(found).items():
-                        self._leveled(hour, level, msg, tail, n)
-                found = TRAFFIC.findall(run)
-                self._responses(hour, list(filter(itemgetter(0), found)))
-                requests = Counter(map(itemgetter(2, 3), filterfalse(itemgetter(0), found)))
-                for (method, path), n in requests.items():
-                    self._request(hour, method, path, n)
+        newlines = buf.count(b"\n", 0, stop)
+        for m in KEY.finditer(buf, 0, stop):
+            if buf[m.start() - 1 : m.start()] == b"s" and len(s.key_hits) < 100:
+                line = self.line_base + buf.count(b"\n", 0, m.start())
+                s.key_hits.append(f"{self.name}:{line}")
+        tails = self._records(buf, stop)
+        runs = list(_runs(buf, stop))
+        counted = sum(tails.values()) + sum(buf.count(p, a, b) for p, a, b in runs if p)
+        for prefix, a, b in runs:
+            if prefix and (counted == newlines or _pure(buf, prefix, a, b, tails)):
+                self._traffic(prefix[1:-1].decode(), TRAFFIC.findall(buf, a, b))
                 continue
-            for (h, level, msg, tail), n in Counter(LEVELED_HOURLY.findall(run)).items():
-                self._leveled(h.decode(), level, msg, tail, n)
-            for (h, status, secs, method, path), n in Counter(TRAFFIC_HOURLY.findall(run)).items():
-                if status:
-                    self._responses(h.decode(), [(status[:1], secs)] * n)
-                else:
-                    self._request(h.decode(), method, path, n)
+            for hour, value in LINE_HOURLY.findall(buf, a, b):
+                if m := TRAFFIC.match(value):
+                    self._traffic(hour.decode(), [m.group(1)])
+        s.lines += newlines
+        self.line_base += newlines
+
+    def _records(self, buf: bytes, stop: int) -> dict[int, int]:
+        """Count the ERROR, CRITICAL and WARNING records of buf[:stop] under the hour of
+        their line; returns {position: continuation lines} of the records."""
+        tails: dict[int, int] = {}
+        seen: Counter = Counter()
+        for level in LEVELS:
+            for m in LEVELED[level].finditer(buf, 0, stop):
+                start = buf.rfind(b"\n", 0, m.start()) + 1
+                head = RECORD_HEAD.fullmatch(buf, start, m.start())
+                if head is None:  # the word inside a message, not the record's level
+                    continue
+                msg, tail = m.groups()
+                tails[start] = tail.count(b"\n")
+                seen[(head.group(1), level, msg, tail)] += 1
+        for (hour, level, msg, tail), n in seen.items():
+            self._leveled(hour.decode(), level, msg, tail, n)
+        return tails
 
     def _leveled(self, hour: str, level: bytes, msg: bytes, tail: bytes, n: int) -> None:
         s = self.summary
@@ -154,61 +217,58 @@ class AppScanner:
             h.status["5xx"] += n
             h.latency.add(float(failed.group(1)) * 1000.0, n)
 
-    def _responses(self, hour: str, found: list[tuple[bytes, bytes]]) -> None:
-        """Response lines of one hour: (first digit of the status, seconds) pairs, counted
-        with C-level map/Counter; Python runs once per distinct status class and bucket."""
-        if not found:
+    def _traffic(self, hour: str, values: list[bytes]) -> None:
+        """The Request and Response lines of one hour: their values are looked up and
+        counted at C level; Python sees each distinct endpoint and (status, bucket)."""
+        if not values:
             return
         h = self.summary.hour(hour)
-        h.requests += len(found)
-        for digit, n in Counter(map(itemgetter(0), found)).items():
-            h.status[digit.decode() + "xx"] += n
-        secs = list(map(itemgetter(1), found))
-        h.latency.n += len(secs)
-        h.latency.total_ms += 1000.0 * sum(map(float, secs))
-        h.latency.counts.update(Counter(map(_BUCKET.__getitem__, secs)))
-
-    def _request(self, hour: str, method: bytes, path: bytes, n: int) -> None:
-        h = self.summary.hour(hour)
-        endpoint = f"{method.decode()} {path.decode('utf-8', 'replace')[:80]}"
-        h.endpoints[endpoint] += n
-        if endpoint == GENERATE:
-            h.generations += n
-
-
-class _Buckets(dict):
-    """Seconds as logged (b"2.333") -> histogram bucket, computed once per distinct value."""
-
-    def __missing__(self, secs: bytes) -> int:
-        b = self[secs] = bucket(float(secs) * 1000.0)
-        return b
+        _traffic.learn(set(values))
+        h.latency.total_ms += sum(map(_traffic.ms.__getitem__, values))
+        for code, n in Counter(map(_traffic.code.__getitem__, values)).items():
+            if code < 0:
+                ep = _traffic.endpoints[-code]
+                h.endpoints[ep] += n
+                h.generations += n if ep == GENERATE else 0
+            elif code > 0:
+                digit, b = divmod(code, 10**6)
+                h.requests += n
+                h.status[f"{digit}xx"] += n
+                h.latency.counts[b] += n
+                h.latency.n += n
 
 
-_BUCKET = _Buckets()
+def _pure(buf: bytes, prefix: bytes, a: int, b: int, tails: dict[int, int]) -> bool:
+    """Whether every line of buf[a:b] is of the hour `prefix` or continues a record."""
+    carried = sum(n for pos, n in tails.items() if a <= pos < b)
+    return buf.count(prefix, a, b) + carried == buf.count(b"\n", a, b)
 
 
-def complete_lines(f: BinaryIO, end: int | None, summary: Summary) -> Iterator[bytes]:
-    """Chunks of whole lines from `f` up to byte `end` (None: to EOF); a final line
+def complete_lines(f: BinaryIO, end: int | None, summary: Summary) -> Iterator[tuple[bytes, int]]:
+    """(buffer, stop) pairs from `f` up to byte `end` (None: to EOF): buffer[0] is a
+    newline and buffer[:stop] holds whole lines, each after a newline. A final line
     without a newline is yielded too (a closed file's last line is complete)."""
-    carry, skipping, read = b"", False, 0
+    carry, skipping, read = b"\n", False, 0
     while True:
         want = CHUNK if end is None else min(CHUNK, end - read)
         data = f.read(want) if want > 0 else b""
         read += len(data)
         if not data:
-            if carry and not skipping:
-                yield carry + b"\n"
+            if len(carry) > 1 and not skipping:
+                yield carry, len(carry)
             return
         if skipping:  # inside an overlong line: drop up to its end
             nl = data.find(b"\n")
             if nl < 0:
                 continue
-            data, skipping = data[nl + 1 :], False
+            data, skipping = data[nl:], False
         data = carry + data
-        cut = data.rfind(b"\n") + 1
-        if cut:
-            yield data[:cut]
-        carry = data[cut:]
+        stop = data.rfind(b"\n")
+        if stop > 0:
+            yield data, stop
+            carry = data[stop:]
+        else:
+            carry = data
         if len(carry) > MAX_LINE:
             summary.overlong += 1
             carry, skipping = b"", True
@@ -218,8 +278,8 @@ def scan_app(f: BinaryIO, name: str, end: int | None = None, line_base: int = 0)
     """One pass over an app log stream; returns its Summary."""
     summary = Summary(latency_source="app log (server side)")
     scanner = AppScanner(name, summary, line_base)
-    for chunk in complete_lines(f, end, summary):
-        scanner.feed(chunk)
+    for buf, stop in complete_lines(f, end, summary):
+        scanner.feed(buf, stop)
     return summary
 
 
@@ -255,12 +315,13 @@ class AccessScanner:
         self.minutes: dict[bytes, Counter] = {}
         self.auth: dict[bytes, Counter] = {}
 
-    def feed(self, buf: bytes) -> None:
+    def feed(self, buf: bytes, stop: int) -> None:
+        """Read buf[:stop]: a newline, then whole lines separated by newlines."""
         s = self.summary
-        lines = buf.count(b"\n")
+        lines = buf.count(b"\n", 0, stop)
         s.lines += lines
         parsed = 0
-        for m in ACCESS.finditer(buf):
+        for m in ACCESS.finditer(buf, 0, stop):
             parsed += 1
             client, day, mon, year, hh, mm, method, target, status, rt = m.groups()
             key = f"{year.decode()}-{MONTHS.get(mon, '00')}-{day.decode()} {hh.decode()}"
@@ -284,9 +345,9 @@ class AccessScanner:
             if PROBE_PATH.match(path):
                 s.probe_hits[f"{key}|{client.decode('ascii', 'replace')} {path} {code}"] += 1
         s.unparsed += max(0, lines - parsed)
-        for m in KEY.finditer(buf):
-            if len(s.key_hits) < 100:
-                line = self.line_base + buf.count(b"\n", 0, m.start()) + 1
+        for m in KEY.finditer(buf, 0, stop):
+            if buf[m.start() - 1 : m.start()] == b"s" and len(s.key_hits) < 100:
+                line = self.line_base + buf.count(b"\n", 0, m.start())
                 s.key_hits.append(f"{self.name}:{line}")
         self.line_base += lines
 
@@ -320,7 +381,7 @@ def scan_access(f: BinaryIO, name: str, end: int | None = None, line_base: int =
     """One pass over an nginx access log stream; returns its Summary."""
     summary = Summary(latency_source="access log ($request_time, client side)")
     scanner = AccessScanner(name, summary, line_base)
-    for chunk in complete_lines(f, end, summary):
-        scanner.feed(chunk)
+    for buf, stop in complete_lines(f, end, summary):
+        scanner.feed(buf, stop)
     scanner.close()
     return summary
