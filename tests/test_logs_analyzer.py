@@ -248,4 +248,4 @@ def test_vanished_file_is_a_note(tmp_path):
 
 
 def test_signature_cache_is_bounded():
-    assert scan.signature.cache_info().maxsize == 1 << 16
+    assert scan._signature.cache_info().maxsize == 1 << 16

@@ -24,27 +24,23 @@ import functools
 import re
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from opscheck.probes.logs.summary import Hist, Summary, bucket
+import numpy as np
+
+from opscheck.probes.logs import columns
+from opscheck.probes.logs.columns import PAD, Words
+from opscheck.probes.logs.summary import Hist, Summary
 from opscheck.scrub import scrub
 
 CHUNK = 4 << 20
+NL = b"\n"
+NEWLINE, CAPITAL_R, SMALL_K = ord("\n"), ord("R"), ord("k")
+hour_key = functools.lru_cache(maxsize=1 << 14)(columns.hour_key)
 MAX_LINE = 1 << 20  # a longer line is cut here (counted in Summary.overlong)
 
-_TAIL = rb"((?:\n(?![12]\d{3}-)[^\n]+)*)"  # continuation lines (a traceback) of a record
-LEVELS = (b"ERROR", b"CRITICAL", b"WARNING")
-LEVELED = {lv: re.compile(lv + rb" - ([^\n]*)" + _TAIL) for lv in LEVELS}
-# "R" is rare in a log line, "INFO - R" is not: the match is checked after the fact
-TRAFFIC = re.compile(rb"Re(?:sponse|quest): ([^\n]+)")
-RESPONSE = re.compile(rb"(\d)\d\d - (\d+(?:\.\d+)?)s\s*")
 REQUEST = re.compile(rb"([A-Z]+) (/\S*)\s*")
-# what precedes the level of a genuine record: "2026-11-25 14:03:07,123 - src.api.main - "
-RECORD_HEAD = re.compile(rb"([12]\d{3}-\d\d-\d\d \d\d):\d\d:\d\d\S* - ((?:[^ \n]| (?!- ))+) - ")
-HOUR_AT = re.compile(rb"\n([12]\d{3}-\d\d-\d\d \d\d):")
-LINE_HOURLY = re.compile(rb"\n([12]\d{3}-\d\d-\d\d \d\d):\d\d:\d\d[^\n]*? - INFO - ([^\n]*)")
 FAILED_SECS = re.compile(rb"Request failed:.*?([\d.]+)s\s*$")
 # "k-" is rarer than "sk-" (the engine scans for the first byte); the "s" is checked after
 KEY = re.compile(rb"k-(?:ant-[A-Za-z0-9_\-]{8,}|(?:proj-)?[A-Za-z0-9]{20,})")
@@ -57,221 +53,255 @@ _ID = re.compile(r"\b[A-Za-z]+[_-](?=[A-Za-z0-9]*\d)[A-Za-z0-9]{6,}\b")
 _NUMBER = re.compile(r"\d+(?:\.\d+)?")
 
 
-@functools.lru_cache(maxsize=1 << 16)
+# Every ASCII digit made "0": the signature does not change (each rule below treats
+# all digits alike, and numbers become <n>), and messages that differ only in their
+# numbers share one cache entry.
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
 def signature(message: bytes, tail: bytes = b"") -> str:
     """A message with its ids, numbers, quoted values and hex made generic, and the
     exception type of a traceback that followed it."""
+    return _signature(message.translate(_DIGITS_AS_ZERO), exception_type(tail))
+
+
+def exception_type(tail: bytes) -> str:
+    """The exception type on a traceback's last line ("ValueError: ..."), or ""."""
+    last = tail.strip().rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
+    exc = last.split(":", 1)[0].strip()
+    return exc if exc and " " not in exc else ""
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _signature(message: bytes, exc: str) -> str:
     text = scrub(message.decode("utf-8", "replace").strip())
     text = _QUOTED.sub("'…'", text)
     text = _UUID.sub("<uuid>", text)
     text = _ID.sub("<id>", text)
     text = _HEX.sub("<hex>", text)
     text = _NUMBER.sub("<n>", text)[:300]
-    sig = text
-    if tail:
-        last = tail.strip().rsplit(b"\n", 1)[-1].decode("utf-8", "replace")
-        exc = last.split(":", 1)[0].strip()
-        if exc and " " not in exc:
-            sig += f" [{exc}]"
-    return sig
+    return f"{text} [{exc}]" if exc else text
 
 
-@functools.lru_cache(maxsize=4096)
-def _next_hour(hour: bytes) -> bytes | None:
-    """The line prefix of the clock hour after `hour` (b"2026-11-25 14")."""
-    try:
-        later = datetime.strptime(hour.decode(), "%Y-%m-%d %H") + timedelta(hours=1)
-    except ValueError:
-        return None
-    return b"\n" + later.strftime("%Y-%m-%d %H").encode() + b":"
+_CONTINUATION = re.compile(rb"(?:\n(?![12]\d{3}-)[^\n]+)*")  # lines with no timestamp
+# a level as it stands in a record, from the "R" every one of them holds
+_LEVEL_AT_R = ((b"ERROR", 1), (b"WARNING", 2), (b"CRITICAL", 1))  # (level, index of its R)
+_BEFORE_R = len(b"INFO - ")
+_BUCKETS = 2048  # histogram buckets kept per hour: up to 1.01^2047 ms (8 days)
 
 
-LOOK_BACK = 64 << 10  # how far from the end to look for the buffer's last line of an hour
-_CONTINUATION = re.compile(rb"(?:\n(?![12]\d{3}-)[^\n]+)*")
-
-
-def _line_end(buf: bytes, pos: int, stop: int) -> int:
-    """Where the record on the line holding `pos` ends: before the newline that starts
-    the next timestamped line (or `stop`)."""
-    nl = buf.find(b"\n", pos + 1, stop)
-    return stop if nl < 0 else _CONTINUATION.match(buf, nl, stop).end()
-
-
-def _runs(buf: bytes, stop: int) -> Iterator[tuple[bytes, int, int]]:
-    """(hour prefix, start, end) runs of buf[:stop]: from the first line of an hour to
-    before the first line of the next hour, or to the last line of this hour."""
-    pos = 0
-    while pos < stop:
-        m = HOUR_AT.search(buf, pos, stop)
-        if m is None:
-            yield b"", pos, stop
-            return
-        prefix = b"\n" + m.group(1) + b":"
-        last = buf.rfind(prefix, max(m.start(), stop - LOOK_BACK), stop)
-        if last < 0 or _line_end(buf, last, stop) != stop:  # later hours follow
-            nxt = _next_hour(m.group(1))
-            end = buf.find(nxt, m.end(), stop) if nxt else -1
-            if end < 0:  # no line of the next hour: to the last line of this one
-                end = _line_end(buf, buf.rfind(prefix, m.start(), stop), stop)
-        else:
-            end = stop
-        yield prefix, pos, end
-        pos = end
-
-
-class _Traffic:
-    """What a value after "Request: " or "Response: " says, worked out once per distinct
-    value into a small int (hashed and counted fast) and the value's milliseconds.
-
-    A code > 0 is a Response: status digit * 10**6 + histogram bucket; a code < 0 is
-    endpoint number -code; 0 is another shape (another logger's line, such as httpx's
-    "HTTP Request: POST https://...").
-    """
-
-    def __init__(self) -> None:
-        self.code: dict[bytes, int] = {}
-        self.ms: dict[bytes, float] = {}
-        self.endpoints: list[str] = [""]
-        self.numbers: dict[str, int] = {}
-
-    def learn(self, values: set[bytes]) -> None:
-        if len(self.code) > 200_000:
-            self.code.clear()
-            self.ms.clear()
-        for value in values - self.code.keys():
-            code, ms = 0, 0.0
-            if m := RESPONSE.fullmatch(value):
-                ms = float(m.group(2)) * 1000.0
-                code = int(m.group(1)) * 10**6 + bucket(ms)
-            elif m := REQUEST.fullmatch(value):
-                ep = f"{m.group(1).decode()} {m.group(2).decode('utf-8', 'replace')[:80]}"
-                code = -self.numbers.setdefault(ep, len(self.endpoints))
-                if -code == len(self.endpoints):
-                    self.endpoints.append(ep)
-            self.code[value], self.ms[value] = code, ms
-
-
-_traffic = _Traffic()
+@dataclass
+class _HourTraffic:
+    status: np.ndarray = field(default_factory=lambda: np.zeros(10, np.int64))
+    buckets: np.ndarray = field(default_factory=lambda: np.zeros(_BUCKETS, np.int64))
+    total_ms: float = 0.0
 
 
 @dataclass
 class AppScanner:
-    """Accumulates one app log's Summary from buffers of complete lines."""
+    """Accumulates one app log's Summary from buffers of complete lines.
+
+    Every line this scanner cares about holds a capital R: "Request: ", "Response: ",
+    and each of ERROR, WARNING and CRITICAL. One vectorised pass finds the R bytes and
+    the newlines; the few thousand R's per MiB are told apart by the bytes around them,
+    each line's own timestamp gives its hour, and Response and Request lines are
+    counted per (hour, status, histogram bucket) and (hour, endpoint) with numpy. The
+    ERROR, WARNING and CRITICAL records (about 1 % of lines) get Python each, for
+    their signature and traceback.
+    """
 
     name: str
     summary: Summary
     line_base: int = 0  # lines before the current buffer, for key positions
 
-    def feed(self, buf: bytes, stop: int) -> None:
-        """Read buf[:stop]: a newline, then whole lines separated by newlines."""
+    def __post_init__(self) -> None:
+        self._hours: dict[int, _HourTraffic] = {}  # Response counts by hour, in numpy
+
+    def feed(self, buf: bytearray, stop: int) -> None:
+        """Read buf[:stop]: a newline, then whole lines separated by newlines; buf[stop]
+        is a newline and at least `PAD` bytes follow it."""
         s = self.summary
-        newlines = buf.count(b"\n", 0, stop)
-        for m in KEY.finditer(buf, 0, stop):
-            if buf[m.start() - 1 : m.start()] == b"s" and len(s.key_hits) < 100:
-                line = self.line_base + buf.count(b"\n", 0, m.start())
-                s.key_hits.append(f"{self.name}:{line}")
-        tails = self._records(buf, stop)
-        runs = list(_runs(buf, stop))
-        counted = sum(tails.values()) + sum(buf.count(p, a, b) for p, a, b in runs if p)
-        for prefix, a, b in runs:
-            if prefix and (counted == newlines or _pure(buf, prefix, a, b, tails)):
-                self._traffic(prefix[1:-1].decode(), TRAFFIC.findall(buf, a, b))
-                continue
-            for hour, value in LINE_HOURLY.findall(buf, a, b):
-                if m := TRAFFIC.match(value):
-                    self._traffic(hour.decode(), [m.group(1)])
-        s.lines += newlines
-        self.line_base += newlines
+        a = np.frombuffer(buf, np.uint8, stop + 1)
+        words = Words(buf)
+        nl = np.flatnonzero(a == NEWLINE)
+        marks = np.flatnonzero((a == CAPITAL_R) | (a == SMALL_K))
+        marks = marks[marks > _BEFORE_R]
+        is_r = a[marks] == CAPITAL_R
+        self._keys(buf, words, marks[~is_r], stop)
+        r = marks[is_r]
+        line = np.searchsorted(nl, r)  # the newline that ends each R's line
+        after = a[r + 2]
+        info = words.starts_with(r, b"INFO - R", -_BEFORE_R)
+        resp = info & (after == ord("s")) & words.starts_with(r, b"esponse: ", 1)
+        req = info & (after == ord("q")) & words.starts_with(r, b"equest: ", 1)
+        self._responses(words, a, r[resp] + len(b"Response: "), nl, line[resp])
+        self._requests(buf, words, r[req] + len(b"Request: "), nl, line[req])
+        self._records(buf, words, r[~info], nl, line[~info], stop)
+        s.lines += len(nl) - 1
+        self.line_base += len(nl) - 1
 
-    def _records(self, buf: bytes, stop: int) -> dict[int, int]:
-        """Count the ERROR, CRITICAL and WARNING records of buf[:stop] under the hour of
-        their line; returns {position: continuation lines} of the records."""
-        tails: dict[int, int] = {}
-        seen: Counter = Counter()
-        for level in LEVELS:
-            for m in LEVELED[level].finditer(buf, 0, stop):
-                start = buf.rfind(b"\n", 0, m.start()) + 1
-                head = RECORD_HEAD.fullmatch(buf, start, m.start())
-                if head is None:  # the word inside a message, not the record's level
-                    continue
-                msg, tail = m.groups()
-                tails[start] = tail.count(b"\n")
-                seen[(head.group(1), level, msg, tail)] += 1
-        for (hour, level, msg, tail), n in seen.items():
-            self._leveled(hour.decode(), level, msg, tail, n)
-        return tails
-
-    def _leveled(self, hour: str, level: bytes, msg: bytes, tail: bytes, n: int) -> None:
+    def _keys(self, buf: bytearray, words: Words, k: np.ndarray, stop: int) -> None:
+        """API-key-shaped strings ("sk-ant-...") by file and line, never the value."""
         s = self.summary
-        s.levels[level.decode()] += n
-        if tail:
-            s.continuation += n * tail.count(b"\n")
-        h = s.hour(hour)
-        if level == b"WARNING":
-            h.warnings[signature(msg)] += n
-            return
-        h.errors[signature(msg, tail)] += n
-        failed = FAILED_SECS.search(msg) if msg.startswith(b"Request failed:") else None
-        if failed:  # answered 500 by the exception handler, without a Response line
-            h.requests += n
-            h.status["5xx"] += n
-            h.latency.add(float(failed.group(1)) * 1000.0, n)
+        k = k[words.starts_with(k - 1, b"sk-") & (k < stop)]
+        for p in k.tolist():
+            if KEY.match(buf, p, stop) and len(s.key_hits) < 100:
+                s.key_hits.append(f"{self.name}:{self.line_base + buf.count(NL, 0, p)}")
 
-    def _traffic(self, hour: str, values: list[bytes]) -> None:
-        """The Request and Response lines of one hour: their values are looked up and
-        counted at C level; Python sees each distinct endpoint and (status, bucket)."""
-        if not values:
-            return
-        h = self.summary.hour(hour)
-        _traffic.learn(set(values))
-        h.latency.total_ms += sum(map(_traffic.ms.__getitem__, values))
-        for code, n in Counter(map(_traffic.code.__getitem__, values)).items():
+    def _responses(self, words: Words, a, pos, nl, line) -> None:
+        """Response lines: "200 - 2.333s" from `pos` to the end of the line."""
+        end = nl[line]
+        status = words.bytes_at(pos, 0, 3) - ord("0")
+        ok = ((status >= 0) & (status <= 9)).all(axis=1) & (a[end - 1] == ord("s"))
+        ok &= words.starts_with(pos, b" - ", 3)
+        start = len(b"200 - ")
+        secs = words.decimals(pos + start, end - 1 - pos - start)
+        codes, inverse = words.hour_groups(nl[line - 1] + 1)
+        ok &= ~np.isnan(secs) & (codes[inverse] >= 0)
+        inverse, status, ms = inverse[ok], status[ok, 0], secs[ok] * 1000.0
+        k = len(codes)
+        per_status = np.bincount(inverse * 10 + status, minlength=k * 10).reshape(k, 10)
+        bucket = np.minimum(columns.buckets(ms), _BUCKETS - 1)
+        per_bucket = np.bincount(inverse * _BUCKETS + bucket, minlength=k * _BUCKETS)
+        per_bucket = per_bucket.reshape(k, _BUCKETS)
+        totals = np.bincount(inverse, ms, minlength=k)
+        for i, code in enumerate(codes.tolist()):
             if code < 0:
-                ep = _traffic.endpoints[-code]
-                h.endpoints[ep] += n
-                h.generations += n if ep == GENERATE else 0
-            elif code > 0:
-                digit, b = divmod(code, 10**6)
-                h.requests += n
-                h.status[f"{digit}xx"] += n
-                h.latency.counts[b] += n
-                h.latency.n += n
+                continue
+            acc = self._hours.setdefault(code, _HourTraffic())
+            acc.status += per_status[i]
+            acc.buckets += per_bucket[i]
+            acc.total_ms += float(totals[i])
+        if len(self._hours) > 2048:
+            self.close()
+
+    def close(self) -> None:
+        """Move the Response counts kept in numpy into the Summary."""
+        for code, acc in self._hours.items():
+            h = self.summary.hour(hour_key(code))
+            for digit in np.flatnonzero(acc.status).tolist():
+                h.status[f"{digit}xx"] += int(acc.status[digit])
+            h.requests += int(acc.status.sum())
+            filled = np.flatnonzero(acc.buckets)
+            h.latency.counts.update(
+                dict(zip(filled.tolist(), acc.buckets[filled].tolist(), strict=True))
+            )
+            h.latency.n += int(acc.buckets.sum())
+            h.latency.total_ms += acc.total_ms
+        self._hours.clear()
+
+    def _requests(self, buf: bytearray, words: Words, pos, nl, line) -> None:
+        """Request lines: "POST /api/v1/templates/generate" from `pos` to the line end,
+        counted per (hour, value) by a 64-bit hash of the value."""
+        codes, group = words.hour_groups(nl[line - 1] + 1)
+        length = nl[line] - pos
+        fits = length <= columns.TEXT_WIDTH
+        rows = zip(pos[~fits].tolist(), length[~fits].tolist(), group[~fits].tolist(), strict=True)
+        for p, n, g in rows:
+            self._endpoint(int(codes[g]), bytes(buf[p : p + n]), 1)
+        pos, length, group = pos[fits], length[fits], group[fits]
+        digest = words.text_hash(pos, length)
+        _, first, which = np.unique(digest, return_index=True, return_inverse=True)
+        pairs, counts = np.unique(group * len(first) + which, return_counts=True)
+        for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+            g, i = divmod(pair, len(first))
+            p = int(pos[first[i]])
+            self._endpoint(int(codes[g]), bytes(buf[p : p + int(length[first[i]])]), n)
+
+    def _endpoint(self, code: int, value: bytes, n: int) -> None:
+        m = REQUEST.fullmatch(value)
+        if code < 0 or m is None:
+            return
+        h = self.summary.hour(hour_key(code))
+        endpoint = f"{m.group(1).decode()} {m.group(2).decode('utf-8', 'replace')[:80]}"
+        h.endpoints[endpoint] += n
+        h.generations += n if endpoint == GENERATE else 0
+
+    def _records(self, buf: bytearray, words: Words, r, nl, line, stop: int) -> None:
+        """Count the ERROR, CRITICAL and WARNING records under the hour of their line.
+
+        A record's level is the second " - " field after the line's timestamp (the
+        same word inside a message is not); lines that follow it without a timestamp
+        (a traceback) are its tail."""
+        seen: Counter = Counter()
+        for level, offset in _LEVEL_AT_R:
+            here = words.starts_with(r, b" - " + level + b" - ", -offset - 3)
+            at, ln = r[here] - offset, line[here]
+            start, end = nl[ln - 1] + 1, nl[ln]
+            hour = words.hours(start)
+            nxt = words.bytes_at(end + 1, 0, 5)
+            stamped = ((nxt[:, 0] == ord("1")) | (nxt[:, 0] == ord("2"))) & (nxt[:, 4] == ord("-"))
+            stamped &= ((nxt[:, 1:4] >= ord("0")) & (nxt[:, 1:4] <= ord("9"))).all(axis=1)
+            tailed = ~stamped & (end < stop)
+            cols = (at, start, end, hour, tailed)
+            rows = zip(*(c.tolist() for c in cols), strict=True)
+            for p, first, last, code, has_tail in rows:
+                if code < 0 or buf.count(b" - ", first, p) != 2:
+                    continue
+                msg, exc = bytes(buf[p + len(level) + 3 : last]), ""
+                if has_tail:
+                    end = _CONTINUATION.match(buf, last, stop).end()
+                    self.summary.continuation += buf.count(NL, last, end)
+                    exc = exception_type(bytes(buf[last:end]))
+                if level == b"WARNING":
+                    exc = ""  # a warning's signature is its message alone
+                elif msg.startswith(b"Request failed:"):
+                    self._failed(code, msg)
+                seen[(code, level, msg.translate(_DIGITS_AS_ZERO), exc)] += 1
+        s = self.summary
+        for (code, level, msg, exc), n in seen.items():
+            s.levels[level.decode()] += n
+            h = s.hour(hour_key(code))
+            (h.warnings if level == b"WARNING" else h.errors)[_signature(msg, exc)] += n
+
+    def _failed(self, code: int, msg: bytes) -> None:
+        """A request that raised: answered 500 by the exception handler, with no
+        Response line; its "Request failed: ... - 0.004s" counts as that response."""
+        if failed := FAILED_SECS.search(msg):
+            h = self.summary.hour(hour_key(code))
+            h.requests += 1
+            h.status["5xx"] += 1
+            h.latency.add(float(failed.group(1)) * 1000.0)
 
 
-def _pure(buf: bytes, prefix: bytes, a: int, b: int, tails: dict[int, int]) -> bool:
-    """Whether every line of buf[a:b] is of the hour `prefix` or continues a record."""
-    carried = sum(n for pos, n in tails.items() if a <= pos < b)
-    return buf.count(prefix, a, b) + carried == buf.count(b"\n", a, b)
-
-
-def complete_lines(f: BinaryIO, end: int | None, summary: Summary) -> Iterator[tuple[bytes, int]]:
+def complete_lines(
+    f: BinaryIO, end: int | None, summary: Summary
+) -> Iterator[tuple[bytearray, int]]:
     """(buffer, stop) pairs from `f` up to byte `end` (None: to EOF): buffer[0] is a
-    newline and buffer[:stop] holds whole lines, each after a newline. A final line
-    without a newline is yielded too (a closed file's last line is complete)."""
-    carry, skipping, read = b"\n", False, 0
+    newline, buffer[:stop] holds whole lines each after a newline, buffer[stop] is the
+    newline that ends the last, and at least `PAD` bytes follow. A final line without a
+    newline is yielded too (a closed file's last line is complete). The same buffer is
+    read into each time (no allocation per chunk): it is valid until the next one."""
+    buf = bytearray(1 + MAX_LINE + CHUNK + PAD)
+    view = memoryview(buf)
+    buf[0] = NEWLINE
+    have, skipping, read = 1, False, 0  # have: the bytes kept from the last chunk
     while True:
         want = CHUNK if end is None else min(CHUNK, end - read)
-        data = f.read(want) if want > 0 else b""
-        read += len(data)
-        if not data:
-            if len(carry) > 1 and not skipping:
-                yield carry, len(carry)
+        got = f.readinto(view[have : have + want]) if want > 0 else 0
+        read += got or 0
+        if not got:
+            if have > 1 and not skipping:
+                buf[have] = NEWLINE
+                yield buf, have
             return
+        total = have + got
         if skipping:  # inside an overlong line: drop up to its end
-            nl = data.find(b"\n")
+            nl = buf.find(NL, have, total)
             if nl < 0:
                 continue
-            data, skipping = data[nl:], False
-        data = carry + data
-        stop = data.rfind(b"\n")
+            buf[: total - nl] = buf[nl:total]
+            total, skipping = total - nl, False
+        stop = buf.rfind(NL, 0, total)
         if stop > 0:
-            yield data, stop
-            carry = data[stop:]
+            yield buf, stop
+            buf[: total - stop] = buf[stop:total]
+            have = total - stop
         else:
-            carry = data
-        if len(carry) > MAX_LINE:
+            have = total
+        if have > MAX_LINE:
             summary.overlong += 1
-            carry, skipping = b"", True
+            have, skipping = 1, True
 
 
 def scan_app(f: BinaryIO, name: str, end: int | None = None, line_base: int = 0) -> Summary:
@@ -280,6 +310,7 @@ def scan_app(f: BinaryIO, name: str, end: int | None = None, line_base: int = 0)
     scanner = AppScanner(name, summary, line_base)
     for buf, stop in complete_lines(f, end, summary):
         scanner.feed(buf, stop)
+    scanner.close()
     return summary
 
 
