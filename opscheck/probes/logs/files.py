@@ -244,18 +244,42 @@ def _run(
         )
         for a, b in itertools.pairwise(cuts):
             tasks.append((i, (str(f.path), False, a, b, f.path.name, line_base, fmt)))
-    if workers > 1 and len(tasks) > 1:
-        ctx = multiprocessing.get_context("spawn")  # no fork of a threaded pytest process
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            outputs = list(pool.map(_scan_task, [t for _, t in tasks]))
-    else:
-        outputs = [_scan_task(t) for _, t in tasks]
+    outputs = _execute([t for _, t in tasks], workers)
     merged: list[Summary] = [Summary() for _ in jobs]
     for (i, _), out in zip(tasks, outputs, strict=True):
         part = Summary.from_json(out)
         part.key_hits = [_shift(hit, merged[i].lines) for hit in part.key_hits]
         merged[i].merge(part)
     return [(merged[i], ends[i]) for i in range(len(jobs))]
+
+
+def _execute(tasks: list[tuple], workers: int) -> list[dict]:
+    """Every task's result. With several workers this process is one of them: tasks are
+    dealt largest first to the least loaded worker, this process runs what it was
+    dealt while `workers - 1` spawned processes run the rest."""
+    if workers < 2 or len(tasks) < 2:
+        return [_scan_task(t) for t in tasks]
+    load, mine = [0] * workers, []
+    for i in sorted(range(len(tasks)), key=lambda i: -_task_bytes(tasks[i])):
+        worker = min(range(workers), key=load.__getitem__)
+        load[worker] += _task_bytes(tasks[i])
+        if worker == 0:
+            mine.append(i)
+    outputs: list[dict] = [{} for _ in tasks]
+    ctx = multiprocessing.get_context("spawn")  # no fork of a threaded pytest process
+    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+        futures = {i: pool.submit(_scan_task, t) for i, t in enumerate(tasks) if i not in mine}
+        for i in mine:
+            outputs[i] = _scan_task(tasks[i])
+        for i, future in futures.items():
+            outputs[i] = future.result()
+    return outputs
+
+
+def _task_bytes(task: tuple) -> int:
+    """About how many bytes a task reads (a gzip file: 6 times its size on disk)."""
+    path, compressed, start, end = task[:4]
+    return 6 * os.path.getsize(path) if compressed else end - start
 
 
 def _shift(hit: str, lines: int) -> str:

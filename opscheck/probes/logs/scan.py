@@ -75,10 +75,14 @@ def exception_type(tail: bytes) -> str:
 @functools.lru_cache(maxsize=1 << 16)
 def _signature(message: bytes, exc: str) -> str:
     text = scrub(message.decode("utf-8", "replace").strip())
-    text = _QUOTED.sub("'…'", text)
-    text = _UUID.sub("<uuid>", text)
-    text = _ID.sub("<id>", text)
-    text = _HEX.sub("<hex>", text)
+    if "'" in text or '"' in text:  # (each rule is skipped where it cannot match)
+        text = _QUOTED.sub("'…'", text)
+    digits = "0" in text or not text.isascii()  # ASCII digits are all 0 here; \d is wider
+    if digits and "-" in text:
+        text = _UUID.sub("<uuid>", text)
+    if digits and ("-" in text or "_" in text):
+        text = _ID.sub("<id>", text)
+    text = _HEX.sub("<hex>", text) if digits else text
     text = _NUMBER.sub("<n>", text)[:300]
     return f"{text} [{exc}]" if exc else text
 
@@ -116,6 +120,7 @@ class AppScanner:
 
     def __post_init__(self) -> None:
         self._hours: dict[int, _HourTraffic] = {}  # Response counts by hour, in numpy
+        self._masks = (np.empty(0, bool), np.empty(0, bool))
 
     def feed(self, buf: bytearray, stop: int) -> None:
         """Read buf[:stop]: a newline, then whole lines separated by newlines; buf[stop]
@@ -123,27 +128,33 @@ class AppScanner:
         s = self.summary
         a = np.frombuffer(buf, np.uint8, stop + 1)
         words = Words(buf)
-        nl = np.flatnonzero(a == NEWLINE)
-        marks = np.flatnonzero((a == CAPITAL_R) | (a == SMALL_K))
-        marks = marks[marks > _BEFORE_R]
-        is_r = a[marks] == CAPITAL_R
-        self._keys(buf, words, marks[~is_r], stop)
-        r = marks[is_r]
-        line = np.searchsorted(nl, r)  # the newline that ends each R's line
-        after = a[r + 2]
+        if len(self._masks[0]) < len(a):
+            self._masks = (np.empty(len(buf), bool), np.empty(len(buf), bool))
+        m1, m2 = (m[: len(a)] for m in self._masks)  # reused: no page faults per chunk
+        np.logical_or(np.equal(a, NEWLINE, out=m1), np.equal(a, CAPITAL_R, out=m2), out=m1)
+        marks = np.flatnonzero(np.logical_or(m1, np.equal(a, SMALL_K, out=m2), out=m1))
+        byte = a[marks]
+        nl = marks[byte == NEWLINE]
+        self._keys(buf, words, marks[byte == SMALL_K], stop)
+        r = marks[byte == CAPITAL_R]
+        r = r[np.searchsorted(r, _BEFORE_R + 1) :]
         info = words.starts_with(r, b"INFO - R", -_BEFORE_R)
-        resp = info & (after == ord("s")) & words.starts_with(r, b"esponse: ", 1)
-        req = info & (after == ord("q")) & words.starts_with(r, b"equest: ", 1)
-        self._responses(words, a, r[resp] + len(b"Response: "), nl, line[resp])
-        self._requests(buf, words, r[req] + len(b"Request: "), nl, line[req])
-        self._records(buf, words, r[~info], nl, line[~info], stop)
+        other, r = r[~info], r[info]
+        after = a[r + 2]
+        resp = r[(after == ord("s")) & words.starts_with(r, b"esponse: ", 1)]
+        req = r[(after == ord("q")) & words.starts_with(r, b"equest: ", 1)]
+        # for each position, the index in nl of the newline that ends its line
+        self._responses(words, a, resp + len(b"Response: "), nl, np.searchsorted(nl, resp))
+        self._requests(buf, words, req + len(b"Request: "), nl, np.searchsorted(nl, req))
+        self._records(buf, words, other, np.searchsorted(nl, other), nl, stop)
         s.lines += len(nl) - 1
         self.line_base += len(nl) - 1
 
     def _keys(self, buf: bytearray, words: Words, k: np.ndarray, stop: int) -> None:
         """API-key-shaped strings ("sk-ant-...") by file and line, never the value."""
         s = self.summary
-        k = k[words.starts_with(k - 1, b"sk-") & (k < stop)]
+        k = k[k > 0]
+        k = k[words.starts_with(k - 1, b"sk-")]
         for p in k.tolist():
             if KEY.match(buf, p, stop) and len(s.key_hits) < 100:
                 s.key_hits.append(f"{self.name}:{self.line_base + buf.count(NL, 0, p)}")
@@ -217,7 +228,7 @@ class AppScanner:
         h.endpoints[endpoint] += n
         h.generations += n if endpoint == GENERATE else 0
 
-    def _records(self, buf: bytearray, words: Words, r, nl, line, stop: int) -> None:
+    def _records(self, buf: bytearray, words: Words, r, line, nl, stop: int) -> None:
         """Count the ERROR, CRITICAL and WARNING records under the hour of their line.
 
         A record's level is the second " - " field after the line's timestamp (the
