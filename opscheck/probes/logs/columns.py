@@ -20,6 +20,7 @@ PAD = 80  # zero bytes after each buffer; no read here goes further past a line'
 TEXT_WIDTH = 64  # request values longer than this are read one by one
 NUMBER_WIDTH = 16  # "12345.678901": a longer number is not a Response line's duration
 _ZERO = ord("0")
+_POW10F = 10.0 ** np.arange(NUMBER_WIDTH + 1)
 _SHIFTS = np.arange(0, 64, 8, dtype=np.uint64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit constant (the golden ratio's)
 
@@ -34,9 +35,9 @@ class Words:
         return self.w[pos + offset]
 
     def bytes_at(self, pos: np.ndarray, offset: int, count: int) -> np.ndarray:
-        """(len(pos), count) bytes from pos + offset, count <= 8, as int64 columns."""
-        w = self.at(pos, offset)
-        return ((w[:, None] >> _SHIFTS[:count]) & np.uint64(0xFF)).astype(np.int64)
+        """The `count` (<= 8) bytes from pos + offset, as `count` rows of len(pos)."""
+        rows = self.at(pos, offset).view(np.uint8).reshape(-1, 8)[:, :count]
+        return np.ascontiguousarray(rows.T)
 
     def starts_with(self, pos: np.ndarray, text: bytes, offset: int = 0) -> np.ndarray:
         """Whether `text` is at each position (+ offset)."""
@@ -68,13 +69,14 @@ class Words:
     def hours(self, starts: np.ndarray) -> np.ndarray:
         """YYYYmmddHH of the lines at `starts` ("2026-11-25 14:03:07..." gives
         2026112514), or -1 for a line that does not start with "YYYY-mm-dd HH:"."""
-        b = np.concatenate([self.bytes_at(starts, 0, 8), self.bytes_at(starts, 8, 6)], axis=1)
-        d = b - _ZERO
-        digits = d[:, [0, 1, 2, 3, 5, 6, 8, 9, 11, 12]]
-        ok = ((digits >= 0) & (digits <= 9)).all(axis=1) & ((d[:, 0] == 1) | (d[:, 0] == 2))
-        ok &= (b[:, 4] == ord("-")) & (b[:, 7] == ord("-")) & (b[:, 10] == ord(" "))
-        ok &= b[:, 13] == ord(":")
-        code = digits @ (10 ** np.arange(9, -1, -1, dtype=np.int64))
+        b = np.concatenate([self.bytes_at(starts, 0, 8), self.bytes_at(starts, 8, 6)])
+        ok = (b[4] == ord("-")) & (b[7] == ord("-")) & (b[10] == ord(" ")) & (b[13] == ord(":"))
+        ok &= (b[0] == ord("1")) | (b[0] == ord("2"))
+        code = np.zeros(len(starts), np.int64)
+        for k in (0, 1, 2, 3, 5, 6, 8, 9, 11, 12):
+            d = b[k] - np.uint8(_ZERO)  # wraps below "0": a non-digit is > 9
+            ok &= d <= 9
+            code = code * 10 + d
         return np.where(ok, code, -1)
 
     def decimals(self, pos: np.ndarray, length: np.ndarray) -> np.ndarray:
@@ -84,17 +86,23 @@ class Words:
         width = int(min(length.max(initial=0), NUMBER_WIDTH))
         b = self.bytes_at(pos, 0, min(width, 8))
         if width > 8:
-            b = np.concatenate([b, self.bytes_at(pos, 8, width - 8)], axis=1)
-        inside = np.arange(b.shape[1]) < length[:, None]
-        digit = inside & (b >= _ZERO) & (b <= _ZERO + 9)
-        point = inside & (b == ord("."))
-        ok = ((digit | point) == inside).all(axis=1) & (point.sum(axis=1) <= 1)
-        ok &= digit.any(axis=1) & (length <= NUMBER_WIDTH)
-        whole = np.zeros(len(pos), np.int64)
-        for k in range(b.shape[1]):
-            whole = np.where(digit[:, k], whole * 10 + (b[:, k] - _ZERO), whole)
-        places = (digit & (np.cumsum(point, axis=1) > 0)).sum(axis=1)
-        return np.where(ok, whole / 10.0**places, np.nan)
+            b = np.concatenate([b, self.bytes_at(pos, 8, width - 8)])
+        n = len(pos)
+        ok = (length > 0) & (length <= NUMBER_WIDTH)
+        whole, places = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        points, digits = np.zeros(n, np.int64), np.zeros(n, np.int64)
+        for k in range(width):
+            inside = k < length
+            d = b[k] - np.uint8(_ZERO)  # wraps below "0": a non-digit is > 9
+            digit = inside & (d <= 9)
+            point = inside & (b[k] == ord("."))
+            ok &= digit | point | ~inside
+            whole = np.where(digit, whole * 10 + d, whole)
+            places += digit & (points > 0)
+            points += point
+            digits += digit
+        ok &= (points <= 1) & (digits > 0)
+        return np.where(ok, whole / _POW10F[np.minimum(places, NUMBER_WIDTH)], np.nan)
 
     def text_hash(self, pos: np.ndarray, length: np.ndarray) -> np.ndarray:
         """A 64-bit hash of the `length` (<= TEXT_WIDTH) bytes at each position."""

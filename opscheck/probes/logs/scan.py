@@ -146,7 +146,7 @@ class AppScanner:
         # for each position, the index in nl of the newline that ends its line
         self._responses(words, a, resp + len(b"Response: "), nl, np.searchsorted(nl, resp))
         self._requests(buf, words, req + len(b"Request: "), nl, np.searchsorted(nl, req))
-        self._records(buf, words, other, np.searchsorted(nl, other), nl, stop)
+        self._records(buf, a, words, other, nl, stop)
         s.lines += len(nl) - 1
         self.line_base += len(nl) - 1
 
@@ -162,14 +162,14 @@ class AppScanner:
     def _responses(self, words: Words, a, pos, nl, line) -> None:
         """Response lines: "200 - 2.333s" from `pos` to the end of the line."""
         end = nl[line]
-        status = words.bytes_at(pos, 0, 3) - ord("0")
-        ok = ((status >= 0) & (status <= 9)).all(axis=1) & (a[end - 1] == ord("s"))
+        status = words.bytes_at(pos, 0, 3) - np.uint8(ord("0"))  # a non-digit wraps past 9
+        ok = (status[0] <= 9) & (status[1] <= 9) & (status[2] <= 9) & (a[end - 1] == ord("s"))
         ok &= words.starts_with(pos, b" - ", 3)
         start = len(b"200 - ")
         secs = words.decimals(pos + start, end - 1 - pos - start)
         codes, inverse = words.hour_groups(nl[line - 1] + 1)
         ok &= ~np.isnan(secs) & (codes[inverse] >= 0)
-        inverse, status, ms = inverse[ok], status[ok, 0], secs[ok] * 1000.0
+        inverse, status, ms = inverse[ok], status[0, ok].astype(np.int64), secs[ok] * 1000.0
         k = len(codes)
         per_status = np.bincount(inverse * 10 + status, minlength=k * 10).reshape(k, 10)
         bucket = np.minimum(columns.buckets(ms), _BUCKETS - 1)
@@ -228,21 +228,23 @@ class AppScanner:
         h.endpoints[endpoint] += n
         h.generations += n if endpoint == GENERATE else 0
 
-    def _records(self, buf: bytearray, words: Words, r, line, nl, stop: int) -> None:
+    def _records(self, buf: bytearray, a, words: Words, r, nl, stop: int) -> None:
         """Count the ERROR, CRITICAL and WARNING records under the hour of their line.
 
         A record's level is the second " - " field after the line's timestamp (the
         same word inside a message is not); lines that follow it without a timestamp
         (a traceback) are its tail."""
         seen: Counter = Counter()
+        before = a[r - 1]
         for level, offset in _LEVEL_AT_R:
-            here = words.starts_with(r, b" - " + level + b" - ", -offset - 3)
-            at, ln = r[here] - offset, line[here]
+            cand = r[before == level[offset - 1]]  # "ER" of ERROR, "AR" of WARNING ...
+            cand = cand[words.starts_with(cand, b" - " + level + b" - ", -offset - 3)]
+            at, ln = cand - offset, np.searchsorted(nl, cand)
             start, end = nl[ln - 1] + 1, nl[ln]
             hour = words.hours(start)
             nxt = words.bytes_at(end + 1, 0, 5)
-            stamped = ((nxt[:, 0] == ord("1")) | (nxt[:, 0] == ord("2"))) & (nxt[:, 4] == ord("-"))
-            stamped &= ((nxt[:, 1:4] >= ord("0")) & (nxt[:, 1:4] <= ord("9"))).all(axis=1)
+            stamped = ((nxt[0] == ord("1")) | (nxt[0] == ord("2"))) & (nxt[4] == ord("-"))
+            stamped &= ((nxt[1:4] - np.uint8(ord("0"))) <= 9).all(axis=0)
             tailed = ~stamped & (end < stop)
             cols = (at, start, end, hour, tailed)
             rows = zip(*(c.tolist() for c in cols), strict=True)
