@@ -197,8 +197,26 @@ def test_rotation_reuses_summaries_by_content(tmp_path):
     (log / "app.log.2.gz").write_bytes(gzip.compress((log / "app.log.1").read_bytes()))
     (log / "app.log.1").unlink()
     third, stats3 = summarize(log / "app.log", cache)
-    assert stats3["cached_files"] == 2 and stats3["read_bytes"] == 0
+    assert stats3["cached_files"] == 1 and stats3["resumed_files"] == 1
+    assert stats3["read_bytes"] < 100, "only app.log's last record is read again"
     assert sum(h.requests for h in third.hours.values()) == 2002
+
+
+def test_a_traceback_written_after_a_run_joins_its_error(tmp_path):
+    """The active log's last record counts in every run, but is remembered only once
+    the next record begins: its traceback may still be being written."""
+    cache = tmp_path / "cache"
+    error = line(T0, "src.api.routes", "ERROR", "Template generation failed: boom")
+    path = write(tmp_path / "app.log", [*request(T0), error])
+    first, _ = summarize(path, cache)
+    assert first.hours["2026-11-25 13"].errors == {"Template generation failed: boom": 1}
+    with open(path, "a") as f:
+        f.write('Traceback (most recent call last):\n  File "x.py", line 1\nValueError: x\n')
+        f.write("\n".join(request(T0 + timedelta(seconds=5))) + "\n")
+    second, _ = summarize(path, cache)
+    want = {"Template generation failed: boom [ValueError]": 1}
+    assert second.hours["2026-11-25 13"].errors == want
+    assert second.continuation == 3 and second.hours["2026-11-25 13"].requests == 2
 
 
 def test_rewritten_file_with_the_same_head_is_read_again(tmp_path):
@@ -218,11 +236,18 @@ def test_parallel_split_equals_one_pass(tmp_path):
         for x in request(T0 + timedelta(seconds=n), 200 + (n % 7 == 0) * 300, 0.1 + n % 50 / 10)
     ]
     lines.insert(12345, "sk-ant-api03-" + "x" * 40)
+    traceback = ["Traceback (most recent call last):", '  File "x.py", line 1', "KeyError: k"]
+    lines = [y for x in lines for y in ([x, *traceback] if "Request failed" in x else [x])]
     path = write(tmp_path / "app.log", lines)
     one, _ = files.summarize(str(path), None, workers=1)
-    two, _ = files.summarize(str(path), None, workers=2, split_min=1)
-    assert one.to_json() == two.to_json()
-    assert one.key_hits == ["app.log:12346"]
+    for workers in (2, 3, 7):  # ranges meet between records, never inside a traceback
+        many, _ = files.summarize(str(path), None, workers=workers, split_min=1)
+        assert one.to_json() == many.to_json()
+    assert one.key_hits == [f"app.log:{lines.index('sk-ant-api03-' + 'x' * 40) + 1}"]
+    assert one.continuation == 3 * sum("Request failed" in x for x in lines)
+    assert {k for h in one.hours.values() for k in h.errors} == {
+        "Request failed: boom - <n>s [KeyError]"
+    }
 
 
 def test_access_log_format(tmp_path):

@@ -25,7 +25,7 @@ from pathlib import Path
 from isal import igzip_threaded
 
 from opscheck.probes import ProbeError
-from opscheck.probes.logs.scan import scan_access, scan_app
+from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_access, scan_app
 from opscheck.probes.logs.summary import Summary
 
 HEAD = 64 << 10
@@ -39,6 +39,7 @@ class LogFile:
     compressed: bool
     size: int  # bytes on disk
     mtime: float
+    active: bool = False  # the file the service is writing (no rotation suffix)
 
 
 def siblings(path: str) -> list[LogFile]:
@@ -63,7 +64,10 @@ def siblings(path: str) -> list[LogFile]:
             continue
         if not p.is_file():
             continue
-        found.append((int(m.group(1) or 0), LogFile(p, bool(m.group(2)), st.st_size, st.st_mtime)))
+        active = m.group(1) is None and m.group(2) is None
+        found.append(
+            (int(m.group(1) or 0), LogFile(p, bool(m.group(2)), st.st_size, st.st_mtime, active))
+        )
     return [f for _, f in sorted(found, key=lambda t: t[0])]
 
 
@@ -143,11 +147,20 @@ def _ranges(size: int, parts: int) -> list[tuple[int, int | None]]:
     return [(edges[i], edges[i + 1] if i + 1 < parts else None) for i in range(parts)]
 
 
-def _line_aligned_end(path: Path, end: int) -> int:
-    """Where the line holding byte `end - 1` ends (ranges then meet on a newline)."""
+def _line_aligned_end(path: Path, end: int, whole_records: bool) -> int:
+    """Where the line holding byte `end - 1` ends (ranges then meet on a newline); with
+    `whole_records`, also past the lines that continue it (a traceback), so that the
+    next range starts on a timestamped line."""
     with open(path, "rb") as fh:
         fh.seek(end)
         fh.readline()
+        limit = fh.tell() + MAX_LINE
+        while whole_records and fh.tell() < limit:
+            at = fh.tell()
+            line = fh.readline()
+            if not line or STAMPED.match(line):
+                fh.seek(at)
+                break
         return fh.tell()
 
 
@@ -199,6 +212,10 @@ def summarize(
         merged = before or Summary()
         merged.merge(summary)
         total.merge(merged)
+        if f.active and fmt == "app":  # its last record, read now, not remembered
+            last, read = _last_record(f, end, merged.lines)
+            stats["read_bytes"] += read
+            total.merge(last)
         if summary.notes:  # a file read short is not remembered
             continue
         if not f.compressed:
@@ -216,6 +233,17 @@ def summarize(
     return total, stats
 
 
+def _last_record(f: LogFile, start: int, line_base: int) -> tuple[Summary, int]:
+    """The app log's lines from `start` (where its last record begins) to its last
+    newline. They are counted in this run but left for the next one to remember, as
+    the record's traceback may still be being written."""
+    end = _complete_end(f)
+    if end <= start:
+        return Summary(), 0
+    task = (str(f.path), False, start, end, f.path.name, line_base, "app")
+    return Summary.from_json(_scan_task(task)), end - start
+
+
 def _active_key(f: LogFile, fmt: str) -> str:
     """A plain file's identity while it grows or is renamed: device and inode."""
     st = f.path.stat()
@@ -229,7 +257,7 @@ def _run(
     tasks: list[tuple[int, tuple]] = []
     ends: list[int] = []
     for i, (f, _key, offset, line_base) in enumerate(jobs):
-        end = f.size if f.compressed else _complete_end(f)
+        end = f.size if f.compressed else _complete_end(f, f.active and fmt == "app")
         ends.append(end)
         stop = None if f.compressed else end
         if f.compressed or workers < 2 or end - offset < split_min:
@@ -239,7 +267,10 @@ def _run(
             continue
         cuts = (
             [offset]
-            + [_line_aligned_end(f.path, offset + a) for a, _ in _ranges(end - offset, workers)[1:]]
+            + [
+                _line_aligned_end(f.path, offset + a, fmt == "app")
+                for a, _ in _ranges(end - offset, workers)[1:]
+            ]
             + [end]
         )
         for a, b in itertools.pairwise(cuts):
@@ -304,9 +335,11 @@ def _tail_hash(path: Path, offset: int) -> str:
         return hashlib.sha256(fh.read(min(4096, offset))).hexdigest()[:32]
 
 
-def _complete_end(f: LogFile) -> int:
+def _complete_end(f: LogFile, whole_records: bool = False) -> int:
     """The byte after the last newline: a line still being written is left for next time.
-    (A rotated file's unterminated last line is read with the next pass of its copy.)"""
+    (A rotated file's unterminated last line is read with the next pass of its copy.)
+    With `whole_records` (the app log being written), where its last record begins:
+    that record's traceback may still be coming (see `_last_record`)."""
     with open(f.path, "rb") as fh:
         size = fh.seek(0, os.SEEK_END)
         pos = size
@@ -315,7 +348,14 @@ def _complete_end(f: LogFile) -> int:
             fh.seek(pos - step)
             block = fh.read(step)
             nl = block.rfind(b"\n")
-            if nl >= 0:
-                return pos - step + nl + 1
-            pos -= step
+            if nl < 0:
+                pos -= step
+                continue
+            end = pos - step + nl + 1
+            if not whole_records:
+                return end
+            fh.seek(max(0, end - 1 - MAX_LINE))
+            tail = b"\n" + fh.read(end - fh.tell())  # (a newline as if before the file)
+            last = record_start(tail, len(tail) - 1)
+            return end - (len(tail) - 1 - last) if last else end
         return 0

@@ -88,10 +88,12 @@ def _signature(message: bytes, exc: str) -> str:
 
 
 _CONTINUATION = re.compile(rb"(?:\n(?![12]\d{3}-)[^\n]+)*")  # lines with no timestamp
+STAMPED = re.compile(rb"[12]\d{3}-")  # how a record's first line starts
 # a level as it stands in a record, from the "R" every one of them holds
 _LEVEL_AT_R = ((b"ERROR", 1), (b"WARNING", 2), (b"CRITICAL", 1))  # (level, index of its R)
 _BEFORE_R = len(b"INFO - ")
 _BUCKETS = 2048  # histogram buckets kept per hour: up to 1.01^2047 ms (8 days)
+_OPEN_HOURS = 2048  # hours of Response counts kept in numpy before they go to the Summary
 
 
 @dataclass
@@ -162,6 +164,7 @@ class AppScanner:
     def _responses(self, words: Words, a, pos, nl, line) -> None:
         """Response lines: "200 - 2.333s" from `pos` to the end of the line."""
         end = nl[line]
+        end -= a[end - 1] == ord("\r")  # a line ended CR LF
         status = words.bytes_at(pos, 0, 3) - np.uint8(ord("0"))  # a non-digit wraps past 9
         ok = (status[0] <= 9) & (status[1] <= 9) & (status[2] <= 9) & (a[end - 1] == ord("s"))
         ok &= words.starts_with(pos, b" - ", 3)
@@ -177,13 +180,13 @@ class AppScanner:
         per_bucket = per_bucket.reshape(k, _BUCKETS)
         totals = np.bincount(inverse, ms, minlength=k)
         for i, code in enumerate(codes.tolist()):
-            if code < 0:
+            if code < 0 or not per_status[i].any():
                 continue
             acc = self._hours.setdefault(code, _HourTraffic())
             acc.status += per_status[i]
             acc.buckets += per_bucket[i]
             acc.total_ms += float(totals[i])
-        if len(self._hours) > 2048:
+        if len(self._hours) > _OPEN_HOURS:
             self.close()
 
     def close(self) -> None:
@@ -278,13 +281,15 @@ class AppScanner:
 
 
 def complete_lines(
-    f: BinaryIO, end: int | None, summary: Summary
+    f: BinaryIO, end: int | None, summary: Summary, whole_records: bool = False
 ) -> Iterator[tuple[bytearray, int]]:
     """(buffer, stop) pairs from `f` up to byte `end` (None: to EOF): buffer[0] is a
     newline, buffer[:stop] holds whole lines each after a newline, buffer[stop] is the
     newline that ends the last, and at least `PAD` bytes follow. A final line without a
-    newline is yielded too (a closed file's last line is complete). The same buffer is
-    read into each time (no allocation per chunk): it is valid until the next one."""
+    newline is yielded too (a closed file's last line is complete). With
+    `whole_records`, a buffer ends before the last timestamped line it holds, so that a
+    record and the lines that continue it (a traceback) are read together. The same
+    buffer is read into each time (no allocation per chunk): valid until the next."""
     buf = bytearray(1 + MAX_LINE + CHUNK + PAD)
     view = memoryview(buf)
     buf[0] = NEWLINE
@@ -294,7 +299,9 @@ def complete_lines(
         got = f.readinto(view[have : have + want]) if want > 0 else 0
         read += got or 0
         if not got:
-            if have > 1 and not skipping:
+            if buf[have - 1] == NEWLINE:  # the carried lines end with their newline
+                have -= 1
+            if have > 0 and not skipping:
                 buf[have] = NEWLINE
                 yield buf, have
             return
@@ -306,6 +313,8 @@ def complete_lines(
             buf[: total - nl] = buf[nl:total]
             total, skipping = total - nl, False
         stop = buf.rfind(NL, 0, total)
+        if whole_records and stop > 0:
+            stop = record_start(buf, stop) or stop
         if stop > 0:
             yield buf, stop
             buf[: total - stop] = buf[stop:total]
@@ -317,11 +326,24 @@ def complete_lines(
             have, skipping = 1, True
 
 
+def record_start(buf: bytes | bytearray, stop: int) -> int:
+    """The newline before the last timestamped line that starts before `stop` (a
+    record's first line), looking back at most `MAX_LINE` bytes; 0 if there is none."""
+    pos, floor = stop, max(0, stop - MAX_LINE)
+    while pos > floor:
+        pos = buf.rfind(NL, floor, pos)
+        if pos < 0:
+            return 0
+        if STAMPED.match(buf, pos + 1):
+            return pos
+    return 0
+
+
 def scan_app(f: BinaryIO, name: str, end: int | None = None, line_base: int = 0) -> Summary:
     """One pass over an app log stream; returns its Summary."""
     summary = Summary(latency_source="app log (server side)")
     scanner = AppScanner(name, summary, line_base)
-    for buf, stop in complete_lines(f, end, summary):
+    for buf, stop in complete_lines(f, end, summary, whole_records=True):
         scanner.feed(buf, stop)
     scanner.close()
     return summary
