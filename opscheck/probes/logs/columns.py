@@ -46,7 +46,8 @@ class Words:
             piece = text[i : i + 8]
             mask = np.uint64((1 << (8 * len(piece))) - 1)
             want = np.uint64(int.from_bytes(piece, "little"))
-            ok &= (self.at(pos, offset + i) & mask) == want
+            word = self.at(pos, offset + i)
+            ok &= (word if len(piece) == 8 else word & mask) == want
         return ok
 
     def hour_groups(self, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -30,6 +30,8 @@ from opscheck.probes.logs.summary import Summary
 
 HEAD = 64 << 10
 SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
+RANGES_PER_WORKER = 16
+RANGE_MIN = 32 << 20
 CACHE_VERSION = 3
 
 
@@ -265,11 +267,13 @@ def _run(
                 (i, (str(f.path), f.compressed, offset, stop, f.path.name, line_base, fmt))
             )
             continue
+        # many ranges, so that cores of uneven speed finish together
+        parts = max(workers, min(RANGES_PER_WORKER * workers, (end - offset) // RANGE_MIN))
         cuts = (
             [offset]
             + [
                 _line_aligned_end(f.path, offset + a, fmt == "app")
-                for a, _ in _ranges(end - offset, workers)[1:]
+                for a, _ in _ranges(end - offset, parts)[1:]
             ]
             + [end]
         )
@@ -285,25 +289,23 @@ def _run(
 
 
 def _execute(tasks: list[tuple], workers: int) -> list[dict]:
-    """Every task's result. With several workers this process is one of them: tasks are
-    dealt largest first to the least loaded worker, this process runs what it was
-    dealt while `workers - 1` spawned processes run the rest."""
+    """Every task's result. With several workers this process is one of them: the tasks
+    go to `workers - 1` spawned processes largest first, while this process takes them
+    from the other end, each one the pool has not started yet, until they meet."""
     if workers < 2 or len(tasks) < 2:
         return [_scan_task(t) for t in tasks]
-    load, mine = [0] * workers, []
-    for i in sorted(range(len(tasks)), key=lambda i: -_task_bytes(tasks[i])):
-        worker = min(range(workers), key=load.__getitem__)
-        load[worker] += _task_bytes(tasks[i])
-        if worker == 0:
-            mine.append(i)
+    order = sorted(range(len(tasks)), key=lambda i: -_task_bytes(tasks[i]))
     outputs: list[dict] = [{} for _ in tasks]
     ctx = multiprocessing.get_context("spawn")  # no fork of a threaded pytest process
     with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
-        futures = {i: pool.submit(_scan_task, t) for i, t in enumerate(tasks) if i not in mine}
-        for i in mine:
+        futures = [(i, pool.submit(_scan_task, tasks[i])) for i in order]
+        for i, future in reversed(futures):
+            if not future.cancel():  # the pool has it, and every task before it
+                break
             outputs[i] = _scan_task(tasks[i])
-        for i, future in futures.items():
-            outputs[i] = future.result()
+        for i, future in futures:
+            if not future.cancelled():
+                outputs[i] = future.result()
     return outputs
 
 

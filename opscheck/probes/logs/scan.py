@@ -143,8 +143,9 @@ class AppScanner:
         info = words.starts_with(r, b"INFO - R", -_BEFORE_R)
         other, r = r[~info], r[info]
         after = a[r + 2]
-        resp = r[(after == ord("s")) & words.starts_with(r, b"esponse: ", 1)]
-        req = r[(after == ord("q")) & words.starts_with(r, b"equest: ", 1)]
+        resp, req = r[after == ord("s")], r[after == ord("q")]
+        resp = resp[words.starts_with(resp, b"esponse: ", 1)]
+        req = req[words.starts_with(req, b"equest: ", 1)]
         # for each position, the index in nl of the newline that ends its line
         self._responses(words, a, resp + len(b"Response: "), nl, np.searchsorted(nl, resp))
         self._requests(buf, words, req + len(b"Request: "), nl, np.searchsorted(nl, req))
