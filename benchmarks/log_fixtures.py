@@ -42,3 +42,40 @@ def app_log(name: str, size: int, seed: int = 3) -> Path:
             day += 1
     tmp.rename(out)
     return out
+
+
+def one_day(src: Path, name: str) -> Path:
+    """`src` with its timestamps squeezed into one day, order kept: the same bytes a
+    busy service writes between two nightly rotations."""
+    out = BENCH_DIR / name / "app.log"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(src, "rb") as f:
+        first = _seconds(f.readline())
+        f.seek(-(1 << 20), os.SEEK_END)
+        last = max(s for s in map(_seconds, f.read().split(b"\n")) if s is not None)
+    squeeze = (last - first) / 86000.0
+    base = datetime(2026, 11, 25)
+    tmp = out.with_suffix(".part")
+    with open(src, "rb") as f, open(tmp, "wb") as w:
+        for line in f:
+            secs = _seconds(line)
+            if secs is not None:
+                t = base + timedelta(seconds=(secs - first) / squeeze)
+                line = t.strftime("%Y-%m-%d %H:%M:%S").encode() + line[19:]
+            w.write(line)
+    tmp.rename(out)
+    return out
+
+
+def _seconds(line: bytes) -> float | None:
+    """Seconds since 2026-11-01 of a line's "YYYY-mm-dd HH:MM:SS" stamp, or None."""
+    if len(line) < 19 or line[4:5] != b"-" or line[13:14] != b":" or not line[:4].isdigit():
+        return None
+    try:
+        t = datetime(int(line[:4]), int(line[5:7]), int(line[8:10]), int(line[11:13]),
+                     int(line[14:16]), int(line[17:19]))  # fmt: skip
+    except ValueError:
+        return None
+    return (t - datetime(2026, 11, 1)).total_seconds()
