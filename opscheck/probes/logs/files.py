@@ -35,7 +35,7 @@ HEAD = 64 << 10
 SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
 RANGES_PER_WORKER = 16
 RANGE_MIN = 32 << 20
-CACHE_VERSION = 4  # 4: the numpy scanner (records kept whole, empty hours not kept)
+CACHE_VERSION = 5  # 4: the numpy scanner (records kept whole); 5: histograms as lists
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ class Cache:
         doc = {"v": CACHE_VERSION, **doc}
         fd, tmp = tempfile.mkstemp(dir=self.dir, suffix=".tmp")
         with os.fdopen(fd, "w") as out:
-            json.dump(doc, out)
+            out.write(json.dumps(doc))  # (dumps is the C encoder; dump is Python)
         os.replace(tmp, p)
 
 
@@ -223,7 +223,8 @@ def summarize(
             total.merge(last)
         if summary.notes:  # a file read short is not remembered
             continue
-        if not f.compressed:
+        unchanged = before is not None and end == offset  # remembered as it is
+        if not f.compressed and not unchanged:
             cache.put(
                 _active_key(f, fmt),
                 {

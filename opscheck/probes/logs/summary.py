@@ -67,11 +67,13 @@ class Hist:
         return sum(c for b, c in self.counts.items() if b > edge)
 
     def to_json(self) -> dict[str, Any]:
-        return {"c": {str(k): v for k, v in self.counts.items()}, "n": self.n, "t": self.total_ms}
+        """Buckets and counts as two lists (JSON object keys would be strings)."""
+        counts = self.counts
+        return {"b": list(counts), "c": list(counts.values()), "n": self.n, "t": self.total_ms}
 
     @classmethod
     def from_json(cls, d: dict[str, Any]) -> Hist:
-        return cls(Counter({int(k): v for k, v in d["c"].items()}), d["n"], d["t"])
+        return cls(Counter(dict(zip(d["b"], d["c"], strict=True))), d["n"], d["t"])
 
 
 def _capped_update(target: Counter, source: Counter) -> None:
