@@ -6,6 +6,8 @@ from __future__ import annotations
 import gzip
 import math
 import random
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -248,6 +250,23 @@ def test_parallel_split_equals_one_pass(tmp_path):
     assert {k for h in one.hours.values() for k in h.errors} == {
         "Request failed: boom - <n>s [KeyError]"
     }
+
+
+def test_a_worker_that_dies_costs_time_not_counts(tmp_path, monkeypatch):
+    """A spawned worker killed mid-scan (the OOM killer): its ranges are read here."""
+    lines = [x for n in range(3000) for x in request(T0 + timedelta(seconds=n))]
+    path = write(tmp_path / "app.log", lines)
+    one, _ = files.summarize(str(path), None, workers=1)
+
+    class DyingPool(files.ProcessPoolExecutor):
+        def submit(self, fn, *args):
+            future = Future()
+            future.set_exception(BrokenProcessPool("worker killed"))
+            return future
+
+    monkeypatch.setattr(files, "ProcessPoolExecutor", DyingPool)
+    two, _ = files.summarize(str(path), None, workers=3, split_min=1)
+    assert one.to_json() == two.to_json()
 
 
 def test_access_log_format(tmp_path):

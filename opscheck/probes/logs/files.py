@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -308,8 +309,12 @@ def _execute(tasks: list[tuple], workers: int) -> list[dict]:
                 break
             outputs[i] = _scan_task(tasks[i])
         for i, future in futures:
-            if not future.cancelled():
+            if future.cancelled():
+                continue
+            try:
                 outputs[i] = future.result()
+            except (BrokenProcessPool, OSError):  # a worker died (OOM killer ...): read here
+                outputs[i] = _scan_task(tasks[i])
     return outputs
 
 
