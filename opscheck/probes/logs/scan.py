@@ -28,7 +28,7 @@ import numpy as np
 
 from opscheck.probes.logs import columns
 from opscheck.probes.logs.columns import PAD, Words
-from opscheck.probes.logs.summary import Hist, Summary
+from opscheck.probes.logs.summary import Hist, Summary, bucket
 from opscheck.scrub import scrub
 
 CHUNK = 4 << 20
@@ -363,6 +363,34 @@ PROBE_PATH = re.compile(
     r"admin\.php|config\.php|server-status|actuator|vendor/phpunit|cgi-bin)",
     re.I,
 )
+_STATUS_CLASS = {str(d).encode(): f"{d}xx" for d in range(10)}
+
+
+class _Durations(dict):
+    """`$request_time` as logged (b"0.195") -> (ms, histogram bucket), worked out once."""
+
+    def __missing__(self, text: bytes) -> tuple[float, int]:
+        if len(self) > 100_000:
+            self.clear()
+        ms = float(text) * 1000.0
+        self[text] = got = (ms, bucket(ms))
+        return got
+
+
+_DURATIONS = _Durations()
+
+
+def _access_hour(year: bytes, mon: bytes, day: bytes, hh: bytes) -> str:
+    return f"{year.decode()}-{MONTHS.get(mon, '00')}-{day.decode()} {hh.decode()}"
+
+
+def _endpoint(method: bytes, target: bytes) -> tuple[str, str, bool]:
+    """(endpoint, path, whether the path is a probe's) of a request line's method and
+    target; the query string is left out."""
+    path = target.split(b"?", 1)[0].decode("utf-8", "replace")[:80]
+    return f"{method.decode('ascii', 'replace')} {path}", path, bool(PROBE_PATH.match(path))
+
+
 RATE_FLOOR = 20  # per-minute peaks below this are not kept (the limit is 100)
 AUTH_FLOOR = 5
 
@@ -376,8 +404,11 @@ class AccessScanner:
     line_base: int = 0
 
     def __post_init__(self) -> None:
-        self.minutes: dict[bytes, Counter] = {}
-        self.auth: dict[bytes, Counter] = {}
+        self.minutes: dict[tuple[str, bytes], Counter] = {}  # (hour, minute) -> clients
+        self.auth: dict[tuple[str, bytes], Counter] = {}
+        self._hour_keys: dict[tuple, str] = {}  # what each distinct value means, once
+        self._endpoints: dict[tuple, tuple[str, str, bool]] = {}
+        self._hists: dict[tuple[str, str], Hist] = {}
 
     def feed(self, buf: bytes, stop: int) -> None:
         """Read buf[:stop]: a newline, then whole lines separated by newlines."""
@@ -385,28 +416,38 @@ class AccessScanner:
         lines = buf.count(b"\n", 0, stop)
         s.lines += lines
         parsed = 0
-        for m in ACCESS.finditer(buf, 0, stop):
+        hour_of, endpoint_of, hist_of = self._hour_keys, self._endpoints, self._hists
+        for client, day, mon, year, hh, mm, method, target, status, rt in ACCESS.findall(
+            buf, 0, stop
+        ):
             parsed += 1
-            client, day, mon, year, hh, mm, method, target, status, rt = m.groups()
-            key = f"{year.decode()}-{MONTHS.get(mon, '00')}-{day.decode()} {hh.decode()}"
+            key = hour_of.get((year, mon, day, hh))
+            if key is None:
+                key = hour_of[(year, mon, day, hh)] = _access_hour(year, mon, day, hh)
             h = s.hour(key)
-            code = status.decode()
             h.requests += 1
-            h.status[code[0] + "xx"] += 1
-            path = target.split(b"?", 1)[0].decode("utf-8", "replace")[:80]
-            endpoint = f"{method.decode('ascii', 'replace')} {path}"
+            h.status[_STATUS_CLASS.get(status[:1], "?xx")] += 1
+            known = endpoint_of.get((method, target))
+            if known is None:
+                known = endpoint_of[(method, target)] = _endpoint(method, target)
+            endpoint, path, probe = known
             h.endpoints[endpoint] += 1
             if endpoint == GENERATE:
                 h.generations += 1
-            if rt is not None:
-                ms = float(rt) * 1000.0
-                h.latency.add(ms)
-                h.endpoint_latency.setdefault(endpoint, Hist()).add(ms)
-            minute = key.encode() + b":" + mm
+            if rt:
+                ms, b = _DURATIONS[rt]
+                h.latency.add_in(b, ms)
+                hist = hist_of.get((key, endpoint))
+                if hist is None:
+                    hist = h.endpoint_latency.setdefault(endpoint, Hist())
+                    hist_of[(key, endpoint)] = hist
+                hist.add_in(b, ms)
+            minute = (key, mm)
             self._count(self.minutes, minute, client, s.clients_over_rate, RATE_FLOOR)
-            if code in ("401", "403"):
+            if status in (b"401", b"403"):
                 self._count(self.auth, minute, client, s.auth_bursts, AUTH_FLOOR)
-            if PROBE_PATH.match(path):
+            if probe:
+                code = status.decode()
                 s.probe_hits[f"{key}|{client.decode('ascii', 'replace')} {path} {code}"] += 1
         s.unparsed += max(0, lines - parsed)
         for m in KEY.finditer(buf, 0, stop):
@@ -416,7 +457,7 @@ class AccessScanner:
         self.line_base += lines
 
     @staticmethod
-    def _count(per_minute: dict, minute: bytes, client: bytes, peaks: dict, floor: int) -> None:
+    def _count(per_minute: dict, minute: tuple, client: bytes, peaks: dict, floor: int) -> None:
         counter = per_minute.get(minute)
         if counter is None:
             counter = per_minute[minute] = Counter()
@@ -424,7 +465,7 @@ class AccessScanner:
                 oldest = min(per_minute)
                 for c, n in per_minute.pop(oldest).items():
                     if n >= floor:
-                        name = f"{oldest[:13].decode()}|{c.decode('ascii', 'replace')}"
+                        name = f"{oldest[0]}|{c.decode('ascii', 'replace')}"
                         peaks[name] = max(n, peaks.get(name, 0))
         counter[client] += 1
 
@@ -436,7 +477,7 @@ class AccessScanner:
             for minute, counter in per_minute.items():
                 for c, n in counter.items():
                     if n >= floor:
-                        name = f"{minute[:13].decode()}|{c.decode('ascii', 'replace')}"
+                        name = f"{minute[0]}|{c.decode('ascii', 'replace')}"
                         peaks[name] = max(n, peaks.get(name, 0))
             per_minute.clear()
 

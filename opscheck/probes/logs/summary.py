@@ -40,6 +40,12 @@ class Hist:
         self.n += n
         self.total_ms += ms * n
 
+    def add_in(self, b: int, ms: float) -> None:
+        """Count one duration of `ms` whose bucket `b` the caller already knows."""
+        self.counts[b] += 1
+        self.n += 1
+        self.total_ms += ms
+
     def merge(self, other: Hist) -> None:
         self.counts.update(other.counts)
         self.n += other.n
