@@ -79,3 +79,23 @@ def _seconds(line: bytes) -> float | None:
     except ValueError:
         return None
     return (t - datetime(2026, 11, 1)).total_seconds()
+
+
+def access_log(name: str, size: int, seed: int = 4) -> Path:
+    """An nginx access log (combined + `$request_time`) of at least `size` bytes."""
+    out = BENCH_DIR / name / "access.log"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    tmp, start, written, day = out.with_suffix(".part"), datetime(2026, 11, 18), 0, 0
+    with open(tmp, "wb") as f:
+        while written < size:
+            when = start + timedelta(days=day)
+            traffic = Traffic(requests=40000, error_share=0.02, telemetry=0.04)
+            _, access = day_logs(when, when + timedelta(days=1), traffic, rng, when)
+            block = ("\n".join(access) + "\n").encode("utf-8")
+            f.write(block)
+            written, day = written + len(block), day + 1
+    tmp.rename(out)
+    return out

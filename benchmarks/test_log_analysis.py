@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.guide_analyzer import GuideLogAnalyzer
-from benchmarks.log_fixtures import BENCH_DIR, app_log, one_day
+from benchmarks.log_fixtures import BENCH_DIR, access_log, app_log, one_day
 from opscheck.probes.logs.files import summarize
 
 GIB = 1 << 30
@@ -74,6 +74,15 @@ def _timed(cmd: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(cmd, capture_output=True, check=False)
     return time.perf_counter() - start
+
+
+def test_access_log(benchmark):
+    """The nginx access log (combined + $request_time), read line by line in Python."""
+    benchmark.group = "nginx access log (100 MiB)"
+    path = access_log("access-100m", 100 << 20)
+    result = benchmark.pedantic(summarize, args=(str(path), None, 2, "access"), rounds=3)
+    assert result[0].lines > 500_000 and not result[0].unparsed
+    _rate(benchmark, path)
 
 
 # The parent's peak is VmHWM: ru_maxrss survives execve on Linux, so a process started
