@@ -240,13 +240,15 @@ def test_parallel_split_equals_one_pass(tmp_path):
     lines.insert(12345, "sk-ant-api03-" + "x" * 40)
     traceback = ["Traceback (most recent call last):", '  File "x.py", line 1', "KeyError: k"]
     lines = [y for x in lines for y in ([x, *traceback] if "Request failed" in x else [x])]
+    first_failure = next(i for i, x in enumerate(lines) if "Request failed" in x)
+    lines[first_failure + 1 : first_failure + 1] = [f"  frame {n}" for n in range(110000)]
     path = write(tmp_path / "app.log", lines)
     one, _ = files.summarize(str(path), None, workers=1)
-    for workers in (2, 3, 7):  # ranges meet between records, never inside a traceback
+    for workers in (2, 3, 7):  # ranges meet between records, even past a long traceback
         many, _ = files.summarize(str(path), None, workers=workers, split_min=1)
         assert one.to_json() == many.to_json()
     assert one.key_hits == [f"app.log:{lines.index('sk-ant-api03-' + 'x' * 40) + 1}"]
-    assert one.continuation == 3 * sum("Request failed" in x for x in lines)
+    assert one.continuation == 3 * sum("Request failed" in x for x in lines) + 110000
     assert {k for h in one.hours.values() for k in h.errors} == {
         "Request failed: boom - <n>s [KeyError]"
     }

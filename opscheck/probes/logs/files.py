@@ -282,7 +282,11 @@ def _run(
             ]
             + [end]
         )
+        cuts = list(itertools.accumulate(cuts, max))  # (never decreasing; equal when a
+        # traceback longer than a range swallows a cut)
         for a, b in itertools.pairwise(cuts):
+            if a == b:
+                continue
             tasks.append((i, (str(f.path), False, a, b, f.path.name, line_base, fmt)))
     outputs = _execute([t for _, t in tasks], workers)
     merged: list[Summary] = [Summary() for _ in jobs]
