@@ -1,10 +1,11 @@
 """Byte-level reads of many log lines at once, with numpy.
 
-A buffer is a run of whole lines, each after a newline, followed by `PAD` zero bytes
-so that a fixed-width read that starts on the last line stays inside the buffer.
+A buffer is a run of whole lines, each after a newline, followed by at least `PAD`
+more bytes, so that a fixed-width read that starts on the last line stays inside the
+buffer (what it reads past a line's newline never matches what is looked for there).
 `Words` sees the buffer as the little-endian 8-byte word at every byte position (an
 unaligned, zero-copy view), so reading 8 bytes at each of N positions is one gather
-of N values, and the bytes of a word are shifts of it. Positions are int64 arrays.
+of N values, and its bytes are a uint8 view of them. Positions are int64 arrays.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import numpy as np
 
 from opscheck.probes.logs.summary import LOG_BASE
 
-PAD = 80  # zero bytes after each buffer; no read here goes further past a line's end
+PAD = 80  # bytes after each buffer's last line; no read here goes further past it
 TEXT_WIDTH = 64  # request values longer than this are read one by one
 NUMBER_WIDTH = 16  # "12345.678901": a longer number is not a Response line's duration
 _ZERO = ord("0")
 _POW10F = 10.0 ** np.arange(NUMBER_WIDTH + 1)
-_SHIFTS = np.arange(0, 64, 8, dtype=np.uint64)
 _MIX = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit constant (the golden ratio's)
 
 
