@@ -218,3 +218,23 @@ def test_scan_agrees_with_a_line_by_line_reading(seed, monkeypatch):
         assert h.generations == w["ep"]["POST /api/v1/templates/generate"], key
         assert h.errors == w.get("errors", Counter()), key
         assert h.warnings == w.get("warnings", Counter()), key
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_junk_never_breaks_the_scan(seed, monkeypatch):
+    """Byte soup thick with the bytes and fragments the scanner looks for (R, k, newlines,
+    digits, "INFO - Response: ", stamps, "sk-"), cut anywhere: every line counted, no
+    exception, whatever was parsed has a valid shape."""
+    monkeypatch.setattr(scan, "CHUNK", rng_chunk := random.Random(seed).randint(64, 4096))
+    rng = random.Random(seed)
+    pieces = [b"R", b"k", b"\n", b"\r", b"-", b" ", b".", b"s", b"0", b"9", b"\xff", b"\x00",
+              b"INFO - Response: ", b"INFO - Request: ", b" - ERROR - ", b" - WARNING - ",
+              b"2026-11-25 13:", b"2026-11-25 13:00:00,000 - x - ", b"sk-ant-", b"200 - 1.5s",
+              b"GET /", b"Traceback", b"CRITICAL"]  # fmt: skip
+    data = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 20000)))
+    got = scan.scan_app(io.BytesIO(data), "app.log")
+    assert got.lines == data.count(b"\n") + (not data.endswith(b"\n")), rng_chunk
+    for key, h in got.hours.items():
+        assert re.fullmatch(r"[12]\d{3}-\d\d-\d\d \d\d", key)
+        assert h.requests == h.latency.n == sum(h.status.values())
+        assert all(re.fullmatch(r"[A-Z]+ /\S*", ep) for ep in h.endpoints)
