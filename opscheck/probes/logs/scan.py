@@ -254,9 +254,9 @@ class AppScanner:
                     continue
                 msg, exc = bytes(buf[p + len(level) + 3 : last]), ""
                 if has_tail:
-                    end = _CONTINUATION.match(buf, last, stop).end()
-                    self.summary.continuation += buf.count(NL, last, end)
-                    exc = exception_type(bytes(buf[last:end]))
+                    tail_end = _CONTINUATION.match(buf, last, stop).end()
+                    self.summary.continuation += buf.count(NL, last, tail_end)
+                    exc = exception_type(bytes(buf[last:tail_end]))
                 if level == b"WARNING":
                     exc = ""  # a warning's signature is its message alone
                 elif msg.startswith(b"Request failed:"):
