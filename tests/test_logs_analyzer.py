@@ -6,6 +6,9 @@ from __future__ import annotations
 import gzip
 import math
 import random
+import shutil
+import subprocess
+import sys
 from concurrent.futures import Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import datetime, timedelta
@@ -286,6 +289,28 @@ def test_access_log_format(tmp_path):
     assert set(h.endpoint_latency) == {"POST /api/v1/templates/generate", "GET /health"}
     assert s.probe_hits == {"2026-11-25 13|198.51.100.7 /.env 200": 1}
     assert s.unparsed == 1
+
+
+def test_unreadable_log_is_a_probe_error_with_reason(tmp_path):
+    """Permission denied for real: the summary runs without root's read-anything
+    capabilities, on a rotated copy it may not read."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is not installed")
+    write(tmp_path / "app.log", request(T0))
+    write(tmp_path / "app.log.1", request(T0)).chmod(0)
+    code = (
+        "import sys\n"
+        "from opscheck.probes import ProbeError\n"
+        "from opscheck.probes.logs.files import summarize\n"
+        "try:\n    summarize(sys.argv[1], None)\n"
+        "except ProbeError as e:\n    print(e)\n"
+    )
+    proc = subprocess.run(
+        ["setpriv", "--bounding-set=-dac_override,-dac_read_search", sys.executable, "-c", code,
+         str(tmp_path / "app.log")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert proc.stdout.strip() == f"log {tmp_path / 'app.log.1'}: cannot read: Permission denied"
 
 
 def test_vanished_file_is_a_note(tmp_path):

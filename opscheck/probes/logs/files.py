@@ -186,6 +186,11 @@ def summarize(
     files = siblings(path)
     if not files:
         raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
+    for f in files:  # a file left out would make every count wrong: say so, plainly
+        try:
+            open(f.path, "rb").close()
+        except OSError as exc:
+            raise ProbeError(f"log {f.path}: cannot read: {exc.strerror}") from None
     cache = Cache(cache_dir)
     total = Summary()
     stats = {"files": len(files), "read_bytes": 0, "cached_files": 0, "resumed_files": 0}
