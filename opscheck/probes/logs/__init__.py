@@ -2,7 +2,8 @@
 
 `view(path, ...)` returns the merged Summary of a log and its rotated siblings
 (cached on disk by content, so already-read files are not read again); windows of
-time are lists of local hour keys built by `hours_back`.
+time are lists of UTC hour keys built by `hours_back` (a local day's 24 h is 24 UTC
+hours, so a DST fall-back hour is not counted twice).
 """
 
 from __future__ import annotations
@@ -39,18 +40,11 @@ def stats(path: str, fmt: str = "app") -> dict:
     return _MEMO.get((path, fmt), (None, {}))[1]
 
 
-def hours_back(end: datetime, hours: int, tz: tzinfo | None) -> list[str]:
-    """Local hour keys ("YYYY-mm-dd HH") of the `hours` clock hours ending with `end`'s."""
+def hours_back(end: datetime, hours: int, tz: tzinfo | None = None) -> list[str]:
+    """UTC hour keys ("YYYY-mm-dd HH") of the `hours` clock hours ending with `end`'s.
+    (`tz` is accepted for callers that pass the service's zone; keys are UTC whatever it is.)"""
     top = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-    keys = []
-    for n in range(hours):
-        t = (
-            (top - timedelta(hours=n)).astimezone(tz)
-            if tz
-            else (top - timedelta(hours=n)).astimezone()
-        )
-        keys.append(t.strftime("%Y-%m-%d %H"))
-    return keys
+    return [(top - timedelta(hours=n)).strftime("%Y-%m-%d %H") for n in range(hours)]
 
 
 def windows(now: datetime, tz: tzinfo | None, days: int = 7) -> tuple[list[str], list[list[str]]]:

@@ -1,6 +1,6 @@
 """What one pass over a log leaves behind: counts per clock hour, mergeable.
 
-Every figure is kept per local clock hour ("2026-11-25 14") so that any window
+Every figure is kept per UTC clock hour ("2026-11-25 05") so that any window
 ("the last 24 h", "each of the previous 7 days") is a merge of hours, whatever file
 the lines came from. Latency is a log-bucket histogram with 1 % wide buckets, so a
 percentile read from it is within 1 % of the exact one, and histograms add up.
@@ -94,7 +94,7 @@ def _capped_update(target: Counter, source: Counter) -> None:
 
 @dataclass
 class Hour:
-    """Everything counted for one local clock hour."""
+    """Everything counted for one UTC clock hour."""
 
     requests: int = 0  # responses written (Response lines + Request failed lines)
     status: Counter = field(default_factory=Counter)  # "2xx" ... "5xx"
@@ -104,6 +104,7 @@ class Hour:
     endpoint_latency: dict[str, Hist] = field(default_factory=dict)  # access log only
     errors: Counter = field(default_factory=Counter)  # ERROR signature -> lines
     warnings: Counter = field(default_factory=Counter)  # WARNING signature -> lines
+    codes: Counter = field(default_factory=Counter)  # exact status codes ("499", "504" ...)
 
     def merge(self, o: Hour) -> None:
         self.requests += o.requests
@@ -115,6 +116,7 @@ class Hour:
             self.endpoint_latency.setdefault(ep, Hist()).merge(h)
         _capped_update(self.errors, o.errors)
         _capped_update(self.warnings, o.warnings)
+        self.codes.update(o.codes)
 
     @property
     def errors_5xx(self) -> int:
@@ -130,6 +132,7 @@ class Hour:
             "endpoint_latency": {k: v.to_json() for k, v in self.endpoint_latency.items()},
             "errors": dict(self.errors),
             "warnings": dict(self.warnings),
+            "codes": dict(self.codes),
         }
 
     @classmethod
@@ -143,6 +146,7 @@ class Hour:
             {k: Hist.from_json(v) for k, v in d["endpoint_latency"].items()},
             Counter(d["errors"]),
             Counter(d["warnings"]),
+            Counter(d.get("codes", {})),
         )
 
 
@@ -150,7 +154,7 @@ class Hour:
 class Summary:
     """One file's (or a window's) worth of counts."""
 
-    hours: dict[str, Hour] = field(default_factory=dict)  # "YYYY-mm-dd HH" -> Hour
+    hours: dict[str, Hour] = field(default_factory=dict)  # UTC "YYYY-mm-dd HH" -> Hour
     lines: int = 0
     levels: Counter = field(default_factory=Counter)  # INFO/WARNING/ERROR/... lines
     continuation: int = 0  # lines without a timestamp (tracebacks, multi-line messages)
@@ -162,7 +166,10 @@ class Summary:
     probe_hits: Counter = field(default_factory=Counter)  # "<hour>|<client> <path> <status>"
     auth_bursts: dict[str, int] = field(default_factory=dict)  # peak 401/403 a minute
     latency_source: str = ""  # "app log (server side)" or "access log ($request_time)"
-    notes: list[str] = field(default_factory=list)  # stated outcomes: truncated gzip, ...
+    notes: list[str] = field(default_factory=list)  # what could not be read: truncated gzip ...
+    latest: str = ""  # the latest line stamp seen, UTC "YYYY-mm-dd HH:MM:SS"
+    unparsed_sample: str = ""  # one line that did not parse (scrubbed, cut to 200 chars)
+    untimed: int = 0  # responses without a duration (an access log format without timings)
 
     def hour(self, key: str) -> Hour:
         h = self.hours.get(key)
@@ -186,6 +193,9 @@ class Summary:
             self.auth_bursts[c] = max(v, self.auth_bursts.get(c, 0))
         self.latency_source = self.latency_source or o.latency_source
         self.notes += o.notes
+        self.latest = max(self.latest, o.latest)
+        self.unparsed_sample = self.unparsed_sample or o.unparsed_sample
+        self.untimed += o.untimed
 
     @staticmethod
     def in_hours(table: dict, keys: Iterable[str], add: bool = False) -> dict[str, int]:
