@@ -133,6 +133,7 @@ class Thresholds(_Section):
     auth_failure_burst: int = Field(20, ge=1)
     restore_tolerance_percent: float = Field(0.0, ge=0, le=100)
     restore_max_extract_mb: int = Field(20480, gt=0)
+    backup_headroom_sets: int = Field(3, ge=0)
 
 
 class Redis(_Section):

@@ -259,3 +259,90 @@ def test_anomalies_and_shrink(tmp_path):
     b = backups.BackupSet(now, {"chroma_db": small})
     assert backups.shrunk([a, b], since=now - timedelta(days=7)) == [("chroma_db", good, small)]
     assert backups.shrunk([a, b], since=now + timedelta(days=1)) == []
+
+
+# ---- what a Chroma archive must hold ------------------------------------------------------
+
+
+def linked_tree(tmp_path: Path, tree: Path, target: str) -> Path:
+    """A root whose app/chroma_db is a symlink (to `target`, "abs" or "rel") to the store."""
+    root = tmp_path / "linked"
+    (root / "app").mkdir(parents=True)
+    store = root / "volume" / "chroma_db"
+    store.parent.mkdir()
+    (tree / "app" / "chroma_db").rename(store)
+    link = str(store) if target == "abs" else "../volume/chroma_db"
+    (root / "app" / "chroma_db").symlink_to(link)
+    return root
+
+
+@pytest.mark.parametrize("target", ["abs", "rel"])
+def test_guide_tar_over_a_symlinked_chroma_dir_holds_only_the_link(tree, tmp_path, target):
+    """Real tar, the guide's command: the archive reads through but holds no store."""
+    root = linked_tree(tmp_path, tree, target)
+    path = tar_gz(root, tmp_path / "chroma_db_20261201_020000.tar.gz")
+    link = str(root / "volume" / "chroma_db") if target == "abs" else "../volume/chroma_db"
+    r = verify(path, LIMIT, chroma=True)
+    assert not r.ok
+    assert r.error == f"holds no chroma.sqlite3 (only a symlink app/chroma_db -> {link})"
+    assert r.links == [("app/chroma_db", link)] and r.chroma is None
+    dest = tmp_path / "restore"
+    dest.mkdir()
+    r = extract(path, dest, LIMIT, chroma=True)
+    assert r.error == f"holds no chroma.sqlite3 (only a symlink app/chroma_db -> {link})"
+    if target == "abs":
+        assert list(dest.rglob("*")) == [], "a link leaving the root is never written"
+    else:
+        assert (dest / "app" / "chroma_db").readlink() == Path(link)
+
+
+def test_an_archive_not_meant_for_chroma_may_hold_no_sqlite(tree, tmp_path):
+    path = tar_gz(tree, tmp_path / "a.tar.gz")
+    (tree / "app" / "chroma_db" / "chroma.sqlite3").unlink()
+    path = tar_gz(tree, tmp_path / "b.tar.gz")
+    assert verify(path, LIMIT).ok
+    r = verify(path, LIMIT, chroma=True)
+    assert r.error == "holds no chroma.sqlite3"
+
+
+def test_archive_lists_its_segment_folders_beside_the_sqlite(tree, tmp_path):
+    (tree / "app" / "other" / "seg2").mkdir(parents=True)
+    (tree / "app" / "other" / "seg2" / "header.bin").write_bytes(b"x")
+    subprocess.run(
+        ["tar", "-czf", tmp_path / "a.tar.gz", "-C", tree, "app/chroma_db", "app/other"],
+        check=True,
+    )
+    r = verify(tmp_path / "a.tar.gz", LIMIT, chroma=True)
+    assert r.ok and r.segments == {"seg"}, "only folders beside chroma.sqlite3 count"
+
+
+def test_a_bad_sqlite_fails_the_archive_but_the_walk_goes_on(tree, tmp_path):
+    (tree / "app" / "chroma_db" / "chroma.sqlite3").write_bytes(b"\0junk" * 2000)
+    r = verify(tar_gz(tree, tmp_path / "a.tar.gz"), LIMIT, chroma=True)
+    assert r.error == (
+        "app/chroma_db/chroma.sqlite3: the SQLite could not be read: file is not a database"
+    )
+    assert r.segments == {"seg"} and r.content_bytes > 5000 and not r.chroma_readable
+
+
+def test_missing_segments_rule(tree, tmp_path):
+    """Expected: the live folders the archive's own SQLite lists (no SQLite list: all live)."""
+    import sqlite3
+
+    from opscheck.probes.restore import missing_segments
+
+    db = tree / "app" / "chroma_db" / "chroma.sqlite3"
+    con = sqlite3.connect(db)
+    con.executescript(
+        "CREATE TABLE segments (id TEXT, scope TEXT);"
+        "INSERT INTO segments VALUES ('seg', 'VECTOR'), ('gone', 'VECTOR'), ('m', 'METADATA');"
+    )
+    con.commit()
+    con.close()
+    r = verify(tar_gz(tree, tmp_path / "a.tar.gz"), LIMIT, chroma=True)
+    assert r.chroma.vector_segments == {"seg", "gone"}
+    assert missing_segments(r, frozenset({"seg", "new"})) == []  # "new" came after the backup
+    assert missing_segments(r, frozenset({"seg", "gone"})) == ["gone"]
+    assert missing_segments(r, None) == ["gone"]  # no live store: the archive's own list
+    r.chroma.vector_segments = None
+    assert missing_segments(r, frozenset({"seg", "new"})) == ["new"]

@@ -185,7 +185,33 @@ def test_env_file_mode_red_when_world_readable(sandbox_factory, run_checks):
     run = run_checks(sb.config, *only("env_file_mode"))
     entry = run.one("env_file_mode")
     assert entry["outcome"] == "failed"
-    assert entry["message"] == f"{sb.root}/app/.env is mode 644, expected 600"
+    assert entry["message"] == f"{sb.root}/app/.env is mode 644: group read, others read beyond 600"
+
+
+def test_env_file_mode_green_when_stricter_than_600(sandbox, run_checks):
+    """Before: failed ('is mode 400, expected 600'); read-only for its owner opens nothing."""
+    env = sandbox.root / "app" / ".env"
+    env.chmod(0o400)
+    entry = run_checks(sandbox.config, *only("env_file_mode")).one("env_file_mode")
+    assert entry["outcome"] == "passed", entry
+    assert entry["evidence"][0] == {
+        "name": f"{env} mode",
+        "value": "400",
+        "unit": "",
+        "limit": "600 or stricter",
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "words"),
+    [(0o640, "group read"), (0o602, "others write"), (0o700, "owner execute"), (0o4600, "setuid")],
+)
+def test_env_file_mode_red_on_any_bit_beyond_600(sandbox, run_checks, mode, words):
+    env = sandbox.root / "app" / ".env"
+    env.chmod(mode)
+    entry = run_checks(sandbox.config, *only("env_file_mode")).one("env_file_mode")
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == f"{env} is mode {mode:03o}: {words} beyond 600"
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="changing a file's owner needs root")
@@ -218,4 +244,29 @@ def test_data_dir_modes_red_when_world_writable(sandbox_factory, run_checks):
     run = run_checks(sb.config, *only("data_dir_modes"))
     entry = run.one("data_dir_modes")
     assert entry["outcome"] == "failed"
-    assert entry["message"] == f"{sb.root}/app/logs is mode 777, expected 755 or 750"
+    assert entry["message"] == (
+        f"{sb.root}/app/logs is mode 777: group write, others write beyond 755"
+    )
+
+
+def test_data_dir_modes_green_when_stricter_or_setgid(sandbox, run_checks):
+    """Before: failed ('is mode 2750, expected 755 or 750'); setgid and sticky open nothing."""
+    app = sandbox.root / "app"
+    modes = {"data": 0o2750, "logs": 0o700, "chroma_db": 0o1755}
+    for name, mode in modes.items():
+        (app / name).chmod(mode)
+    entry = run_checks(sandbox.config, *only("data_dir_modes")).one("data_dir_modes")
+    assert entry["outcome"] == "passed", entry
+    assert [e["value"] for e in entry["evidence"]] == ["2750", "700", "1755"]
+
+
+def test_data_dir_modes_red_on_group_write_and_setuid(sandbox, run_checks):
+    app = sandbox.root / "app"
+    (app / "data").chmod(0o2775)
+    (app / "logs").chmod(0o4755)
+    entry = run_checks(sandbox.config, *only("data_dir_modes")).one("data_dir_modes")
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == (
+        f"{app}/data is mode 2775: group write beyond 755; "
+        f"{app}/logs is mode 4755: setuid beyond 755"
+    )

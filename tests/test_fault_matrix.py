@@ -63,6 +63,9 @@ MATRIX = {
     ("corrupt-backup",): set(),
     ("missing-day",): set(),
     ("old-backups-kept",): set(),
+    ("empty-backup",): {"backup_fresh"},
+    ("tiny-backup",): {"backup_fresh"},
+    ("symlinked-chroma",): set(),  # every night's archive holds only the link: weekly's job
 }
 
 

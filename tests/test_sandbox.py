@@ -58,6 +58,27 @@ def test_cli_up_status_down_leaves_nothing_running(tmp_path):
     assert "nothing was running" in again.stdout
 
 
+def test_cli_up_help_lists_every_fault(tmp_path):
+    """Before: a ValueError traceback (argparse %-formats help texts; faults carry '5 %')."""
+    from opscheck.sandbox.faults import FAULTS
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "opscheck.sandbox", "up", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "80"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    lines = proc.stdout.splitlines()
+    listed = lines[lines.index("faults:") + 1 :]
+    assert [line.split()[0] for line in listed] == list(FAULTS)
+    for line, fault in zip(listed, FAULTS.values(), strict=True):
+        assert line.endswith(f"  {fault.what}"), line
+    assert any("%" in f.what for f in FAULTS.values()), "the case that crashed is still listed"
+
+
 def test_up_refuses_to_wipe_a_directory_that_is_not_a_sandbox(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     with pytest.raises(SystemExit, match="is not empty and is not a sandbox"):
@@ -247,6 +268,34 @@ def test_errors_fault_fails_exactly_the_configured_share(sandbox_factory):
 def test_file_faults_change_what_they_say(sandbox_factory, fault, probe):
     sb = sandbox_factory("down", fault)
     assert probe(sb.root)
+
+
+def test_symlinked_chroma_links_the_store_and_archives_only_the_link(sandbox_factory):
+    sb = sandbox_factory("down", "symlinked-chroma")
+    link = sb.root / "app" / "chroma_db"
+    assert link.is_symlink() and os.readlink(link) == "../volumes/chroma_db"
+    assert (link / "chroma.sqlite3").is_file(), "the live store still works through the link"
+    archives = sorted((sb.root / "backups/kakao-template").glob("chroma_db_*.tar.gz"))
+    assert len(archives) == 30
+    for path in archives:
+        with tarfile.open(path) as tar:
+            assert [(m.name, m.issym(), m.linkname) for m in tar.getmembers()] == [
+                ("app/chroma_db", True, "../volumes/chroma_db")
+            ]
+    stamp = datetime.strptime(archives[-1].name[10:25], "%Y%m%d_%H%M%S")
+    assert abs(archives[-1].stat().st_mtime - stamp.timestamp()) < 60, "mtimes kept"
+
+
+def test_empty_and_tiny_backup_faults(sandbox_factory):
+    sb = sandbox_factory("down", "empty-backup", "tiny-backup")
+    backups = sb.root / "backups/kakao-template"
+    *_, before, newest = sorted(backups.glob("chroma_db_*.tar.gz"))
+    assert newest.stat().st_size == 0 and before.stat().st_size > 100_000
+    stamp = datetime.strptime(newest.name[10:25], "%Y%m%d_%H%M%S")
+    assert abs(newest.stat().st_mtime - stamp.timestamp()) < 60, "mtime kept"
+    *_, before, newest = sorted(backups.glob("template_data_*.json"))
+    assert len(json.loads(newest.read_text())["templates"]) == 1
+    assert newest.stat().st_size * 10 < before.stat().st_size
 
 
 def test_corrupt_backup_truncates_the_newest_chroma_archive(sandbox_factory):

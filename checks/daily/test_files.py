@@ -1,26 +1,37 @@
-"""Daily: secrets and data directories have the modes the guide asks for."""
+"""Daily: secrets and data directories are no more open than the guide's modes.
+
+The guide asks for `.env` 600 and directories 755. Stricter is fine (`.env` 400; dirs
+750 or 700), and so are setgid and sticky on a directory (group inheritance, delete
+protection: neither opens anything). Any other bit beyond the guide's mode fails, setuid
+included: it means nothing on a Linux directory, so one set there is a mistake to see.
+"""
 
 from pathlib import Path
 
 import pytest
 
-DIR_MODES = (0o755, 0o750)
+from opscheck.probes.host import mode_bit_names
+
+ENV_ALLOWED = 0o600
+DIR_ALLOWED = 0o755 | 0o2000 | 0o1000  # rwxr-xr-x, setgid, sticky
+
+
+def _beyond(f, allowed: int, guide: str) -> tuple[bool, str]:
+    """Whether `f`'s mode stays within `allowed`, and the breach text when it does not."""
+    extra = f.mode & ~allowed
+    words = ", ".join(mode_bit_names(extra))
+    return not extra, f"{f.path} is mode {f.mode_text}: {words} beyond {guide}"
 
 
 @pytest.mark.daily
 def test_env_file_mode(host, cfg, evidence):
-    """.env 600: the secrets file is mode 600 and owned by service.user."""
+    """.env 600: the secrets file has no permission bit beyond 600 and is owned by service.user."""
     f = host.file(cfg.paths.env_file)
     if not f.exists:
         evidence.breach(f"{f.path}: {f.error}")
     else:
-        evidence.expect(
-            f"{f.path} mode",
-            f.mode_text,
-            "600",
-            f.mode == 0o600,
-            f"{f.path} is mode {f.mode_text}, expected 600",
-        )
+        ok, why = _beyond(f, ENV_ALLOWED, "600")
+        evidence.expect(f"{f.path} mode", f.mode_text, "600 or stricter", ok, why)
         evidence.expect(
             f"{f.path} owner",
             f.owner,
@@ -33,7 +44,7 @@ def test_env_file_mode(host, cfg, evidence):
 
 @pytest.mark.daily
 def test_data_dir_modes(host, cfg, evidence):
-    """디렉토리 755: data/, logs/ and chroma_db/ are mode 755 or 750."""
+    """디렉토리 755: data/, logs/ and chroma_db/ have no permission bit beyond 755."""
     dirs = (
         Path(cfg.paths.template_data).parent,
         Path(cfg.paths.app_log).parent,
@@ -46,11 +57,6 @@ def test_data_dir_modes(host, cfg, evidence):
         elif not f.is_dir:
             evidence.breach(f"{f.path} is not a directory")
         else:
-            evidence.expect(
-                f"{f.path} mode",
-                f.mode_text,
-                "755 or 750",
-                f.mode in DIR_MODES,
-                f"{f.path} is mode {f.mode_text}, expected 755 or 750",
-            )
+            ok, why = _beyond(f, DIR_ALLOWED, "755")
+            evidence.expect(f"{f.path} mode", f.mode_text, "755 or stricter", ok, why)
     evidence.verdict()

@@ -20,13 +20,24 @@ def test_restore_drill(cfg, evidence):
     for error in drill.errors:
         evidence.breach(error)
     live = restore.live(cfg.paths.chroma_dir, cfg.paths.template_data)
-    for name, got, want in restore.count_pairs(drill, live):
-        evidence.within(name, got, want, t.restore_tolerance_percent)
-    evidence.record("HNSW segment folders restored", len(drill.segments), "", len(live.segments))
-    for segment in restore.missing_segments(drill, live):
-        evidence.breach(f"set {drill.label} lacks the live store's HNSW segment folder {segment}")
+    if not live.chroma.ok:
+        evidence.breach(f"the live store {cfg.paths.chroma_dir}: {live.chroma.problem}")
     if live.templates_error:
         evidence.breach(live.templates_error)
+    for kind, name, got, want in restore.count_pairs(drill, live):
+        if drill.failed(kind) or want is None:  # the reason is already a breach above
+            evidence.record(name, got, "", want)
+        else:
+            evidence.within(name, got, want, t.restore_tolerance_percent)
+    evidence.record(
+        "HNSW segment folders restored",
+        len(drill.segments),
+        "",
+        "not readable" if live.segments is None else len(live.segments),
+    )
+    for segment in restore.missing_segments(drill.results.get("chroma_db"), live.segments):
+        where = "the live store's" if live.segments is not None else "its chroma.sqlite3's"
+        evidence.breach(f"set {drill.label} lacks {where} HNSW segment folder {segment}")
     evidence.expect(
         ".env restored (key names)",
         ", ".join(drill.env_keys) or "none",

@@ -4,9 +4,12 @@
 inflate in a background thread, so inflating and tar walking use two cores), every
 tar member's data to its last byte, the end-of-archive marker, and for a Chroma
 store the SQLite file itself (`PRAGMA integrity_check`, collection and embedding
-rows). `extract` does the same while writing the members below a scratch root.
-Hostile members (absolute paths, `..`, links leaving the root, devices, more bytes
-than the limit) are refused before anything of theirs is written.
+rows, the HNSW segments it lists) and the segment folders beside it. A Chroma archive
+that holds no `chroma.sqlite3` (the guide's `tar -C / app/chroma_db` over a symlinked
+dir stores only the link) is a failure naming what it holds instead. `extract` does the
+same while writing the members below a scratch root. Hostile members (absolute paths,
+`..`, devices, more bytes than the limit) are refused before anything of theirs is
+written; symlinks leaving the root are never written and fail the archive after its walk.
 """
 
 from __future__ import annotations
@@ -40,11 +43,19 @@ class ChromaFacts:
     integrity: str = ""  # "ok" or SQLite's first complaint
     collections: int = 0
     embeddings: int = 0
-    error: str = ""
+    error: str = ""  # why the file could not be read as SQLite
+    vector_segments: frozenset[str] | None = None  # VECTOR segment ids; None: not listed
 
     @property
     def ok(self) -> bool:
         return not self.error and self.integrity == "ok"
+
+    @property
+    def problem(self) -> str:
+        """Why the store is not ok, in words; "" when it is."""
+        if self.error:
+            return f"the SQLite could not be read: {self.error}"
+        return "" if self.integrity == "ok" else f"PRAGMA integrity_check says {self.integrity!r}"
 
 
 @dataclass
@@ -57,9 +68,26 @@ class Verified:
     compressed_bytes: int = 0
     content_bytes: int = 0  # bytes of member data (tar) or of the file (json)
     members: list[str] = field(default_factory=list)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (member, target) of symlinks
+    sqlite_member: str = ""  # the member holding chroma.sqlite3, "" when none
+    header_dirs: list[str] = field(default_factory=list)  # members' folders holding header.bin
+    files: int = 0  # regular file members
     chroma: ChromaFacts | None = None
     templates: int | None = None  # records under "templates" (template data JSON)
     seconds: float = 0.0
+
+    @property
+    def segments(self) -> set[str]:
+        """HNSW segment folders (holding header.bin) beside the archive's chroma.sqlite3."""
+        if not self.sqlite_member:
+            return set()
+        store = posixpath.dirname(self.sqlite_member)
+        return {posixpath.basename(d) for d in self.header_dirs if posixpath.dirname(d) == store}
+
+    @property
+    def chroma_readable(self) -> bool:
+        """The archive read through and its chroma.sqlite3 passed its own checks."""
+        return self.ok and self.chroma is not None and self.chroma.ok
 
 
 def chroma_facts(db: Path) -> ChromaFacts:
@@ -71,11 +99,21 @@ def chroma_facts(db: Path) -> ChromaFacts:
             facts.integrity = str(con.execute("PRAGMA integrity_check").fetchone()[0])
             facts.collections = con.execute("SELECT count(*) FROM collections").fetchone()[0]
             facts.embeddings = con.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+            facts.vector_segments = _vector_segments(con)
         finally:
             con.close()
     except sqlite3.Error as exc:
-        facts.error = f"SQLite: {exc}"
+        facts.error = str(exc)
     return facts
+
+
+def _vector_segments(con: sqlite3.Connection) -> frozenset[str] | None:
+    """Ids of the HNSW (VECTOR) segments the store lists; None when it has no such table."""
+    try:
+        rows = con.execute("SELECT id FROM segments WHERE scope = 'VECTOR'").fetchall()
+    except sqlite3.Error:
+        return None
+    return frozenset(str(r[0]) for r in rows)
 
 
 def _connect_ro(db: Path) -> sqlite3.Connection:
@@ -121,22 +159,28 @@ def verify_json(path: Path, max_bytes: int) -> Verified:
     return result
 
 
-def verify(path: Path, max_bytes: int, scratch: Path | None = None) -> Verified:
-    """Read a .tar.gz through without keeping it (a Chroma SQLite is checked in `scratch`)."""
-    return _walk(path, max_bytes, scratch, extract_to=None)
+def verify(
+    path: Path, max_bytes: int, scratch: Path | None = None, chroma: bool = False
+) -> Verified:
+    """Read a .tar.gz through without keeping it (a Chroma SQLite is checked in `scratch`);
+    `chroma`: it must hold a Chroma store."""
+    return _walk(path, max_bytes, scratch, extract_to=None, chroma=chroma)
 
 
-def extract(path: Path, dest: Path, max_bytes: int) -> Verified:
+def extract(path: Path, dest: Path, max_bytes: int, chroma: bool = False) -> Verified:
     """Verify and write the members below `dest` (which must exist and be empty)."""
-    return _walk(path, max_bytes, dest, extract_to=dest)
+    return _walk(path, max_bytes, dest, extract_to=dest, chroma=chroma)
 
 
 def _fail(result: Verified, message: str) -> None:
+    """Mark the result failed; a second reason is added after the first."""
     result.ok = False
-    result.error = result.error or message
+    result.error = f"{result.error}; {message}" if result.error else message
 
 
-def _walk(path: Path, max_bytes: int, scratch: Path | None, extract_to: Path | None) -> Verified:
+def _walk(
+    path: Path, max_bytes: int, scratch: Path | None, extract_to: Path | None, chroma: bool
+) -> Verified:
     result = Verified(str(path))
     start = time.perf_counter()
     try:
@@ -145,6 +189,7 @@ def _walk(path: Path, max_bytes: int, scratch: Path | None, extract_to: Path | N
             raise ArchiveError("empty file (0 bytes)")
         with tempfile.TemporaryDirectory(dir=scratch, prefix="opscheck-verify-") as tmp:
             _read_members(path, result, max_bytes, Path(tmp), extract_to)
+        _judge_contents(result, chroma)
     except ArchiveError as exc:
         _fail(result, str(exc))
     except PermissionError as exc:
@@ -203,6 +248,27 @@ def _read_members(
     result.content_bytes = total
 
 
+def _judge_contents(result: Verified, chroma: bool) -> None:
+    """After a complete walk: a Chroma archive holds its SQLite; no link leaves the archive."""
+    named = set()
+    if chroma and not result.sqlite_member:
+        _fail(result, _no_sqlite(result))
+        named = {name for name, _ in result.links}
+    for name, link in result.links:
+        if name not in named and _leaves(name, link, symbolic=True):
+            _fail(result, f"member {name!r} links outside the archive to {link!r} (refused)")
+
+
+def _no_sqlite(result: Verified) -> str:
+    """Why a Chroma archive fails without its SQLite, naming the links it holds instead."""
+    if not result.links:
+        return f"holds no {SQLITE_NAME}"
+    links = ", ".join(f"{name} -> {link}" for name, link in result.links)
+    noun = "symlinks" if len(result.links) > 1 else "a symlink"
+    only = "only " if result.files == 0 else ""
+    return f"holds no {SQLITE_NAME} ({only}{noun} {links})"
+
+
 def _take(
     tar: tarfile.TarFile,
     member: tarfile.TarInfo,
@@ -219,18 +285,30 @@ def _take(
             target.mkdir(parents=True, exist_ok=True)
         return 0
     if member.issym() or member.islnk():
-        if target:
+        if member.issym():
+            result.links.append((member.name, member.linkname))
+        if target and not _leaves(member.name, member.linkname, member.issym()):
             _link(extract_to, target, member)
         return 0
+    result.files += 1
+    base = posixpath.basename(member.name)
+    if base == "header.bin":
+        result.header_dirs.append(posixpath.dirname(member.name))
     sqlite_copy = None
-    if posixpath.basename(member.name) == SQLITE_NAME:
+    if base == SQLITE_NAME:
         sqlite_copy = target or tmp / SQLITE_NAME
+        result.sqlite_member = member.name
     _copy_member(tar, member, target or sqlite_copy)
     if sqlite_copy is not None:
-        result.chroma = chroma_facts(sqlite_copy)
-        if not result.chroma.ok:
-            raise ArchiveError(f"{member.name}: {result.chroma.error or result.chroma.integrity}")
+        _check_sqlite(result, member.name, sqlite_copy)
     return member.size
+
+
+def _check_sqlite(result: Verified, name: str, copy: Path) -> None:
+    """Read the archive's SQLite copy; a bad one fails the archive, the walk goes on."""
+    result.chroma = chroma_facts(copy)
+    if not result.chroma.ok:
+        _fail(result, f"{name}: {result.chroma.problem}")
 
 
 def _refuse_hostile(member: tarfile.TarInfo) -> None:
@@ -241,14 +319,18 @@ def _refuse_hostile(member: tarfile.TarInfo) -> None:
         raise ArchiveError(f"member {name!r} climbs out with '..' (refused)")
     if member.isdev():
         raise ArchiveError(f"member {name!r} is a device or fifo (refused)")
-    if member.issym() or member.islnk():
+    if member.islnk() and _leaves(name, member.linkname, symbolic=False):
         link = member.linkname
-        base = posixpath.dirname(name) if member.issym() else ""
-        resolved = posixpath.normpath(posixpath.join(base, link))
-        if link.startswith("/") or resolved == ".." or resolved.startswith("../"):
-            raise ArchiveError(f"member {name!r} links outside the archive to {link!r} (refused)")
-    elif not (member.isfile() or member.isdir()):
+        raise ArchiveError(f"member {name!r} links outside the archive to {link!r} (refused)")
+    if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
         raise ArchiveError(f"member {name!r} has an unsupported type (refused)")
+
+
+def _leaves(name: str, link: str, symbolic: bool) -> bool:
+    """A link whose target lies outside the archive's root (never written)."""
+    base = posixpath.dirname(name) if symbolic else ""
+    resolved = posixpath.normpath(posixpath.join(base, link))
+    return link.startswith("/") or resolved == ".." or resolved.startswith("../")
 
 
 def _target(root: Path, member: tarfile.TarInfo) -> Path:

@@ -72,6 +72,11 @@ class Inventory:
         found = [f for f in self.files if f.kind == kind]
         return max(found, key=lambda f: f.stamp) if found else None
 
+    def previous(self, f: BackupFile) -> BackupFile | None:
+        """The same kind's file of the run before `f` (the night before, when it ran)."""
+        found = [g for g in self.files if g.kind == f.kind and g.stamp < f.stamp]
+        return max(found, key=lambda g: g.stamp) if found else None
+
     def sets(self) -> list[BackupSet]:
         """All runs, oldest first."""
         runs: dict[datetime, BackupSet] = {}
@@ -81,6 +86,12 @@ class Inventory:
 
     def sets_since(self, since: datetime) -> list[BackupSet]:
         return [s for s in self.sets() if s.stamp >= since]
+
+
+def kind_of(name: str) -> str:
+    """The kind a backup file's name says it is; "" for another name."""
+    m = NAME.match(name)
+    return m.group(1) if m else ""
 
 
 def zone(name: str) -> tzinfo | None:

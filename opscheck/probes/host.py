@@ -42,6 +42,27 @@ class FileState:
         return f"{self.mode:03o}"
 
 
+MODE_BITS = (
+    (stat.S_ISUID, "setuid"),
+    (stat.S_ISGID, "setgid"),
+    (stat.S_ISVTX, "sticky"),
+    (stat.S_IRUSR, "owner read"),
+    (stat.S_IWUSR, "owner write"),
+    (stat.S_IXUSR, "owner execute"),
+    (stat.S_IRGRP, "group read"),
+    (stat.S_IWGRP, "group write"),
+    (stat.S_IXGRP, "group execute"),
+    (stat.S_IROTH, "others read"),
+    (stat.S_IWOTH, "others write"),
+    (stat.S_IXOTH, "others execute"),
+)
+
+
+def mode_bit_names(bits: int) -> list[str]:
+    """The permission bits set in `bits`, in words: ["group read", "others write"]."""
+    return [name for bit, name in MODE_BITS if bits & bit]
+
+
 class LocalHost:
     """This machine."""
 

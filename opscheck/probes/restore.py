@@ -8,6 +8,7 @@ whether it passed or not. The live store and template data are only read.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import shutil
 import tempfile
 import time
@@ -26,7 +27,7 @@ from opscheck.probes.archives import (
     verify,
     verify_json,
 )
-from opscheck.probes.backups import BackupFile, BackupSet
+from opscheck.probes.backups import BackupFile, BackupSet, kind_of
 
 
 @dataclass
@@ -36,15 +37,30 @@ class Drill:
     label: str
     seconds: float = 0.0
     results: dict[str, Verified] = field(default_factory=dict)
-    segments: set[str] = field(default_factory=set)  # HNSW segment folders restored
     env_keys: list[str] = field(default_factory=list)  # names only, never values
     has_requirements: bool = False
-    chroma: ChromaFacts | None = None
     templates: int | None = None
 
     @property
     def errors(self) -> list[str]:
         return [f"{Path(r.path).name}: {r.error}" for r in self.results.values() if not r.ok]
+
+    @property
+    def chroma(self) -> ChromaFacts | None:
+        """The restored store's facts, when its archive restored and its SQLite read."""
+        result = self.results.get("chroma_db")
+        return result.chroma if result is not None and result.chroma_readable else None
+
+    @property
+    def segments(self) -> set[str]:
+        """HNSW segment folders restored beside chroma.sqlite3."""
+        result = self.results.get("chroma_db")
+        return result.segments if result is not None else set()
+
+    def failed(self, kind: str) -> bool:
+        """The archive of `kind` did not restore (its error is among `errors`)."""
+        result = self.results.get(kind)
+        return result is not None and not result.ok
 
 
 @dataclass(frozen=True)
@@ -52,14 +68,17 @@ class Live:
     chroma: ChromaFacts
     templates: int | None
     templates_error: str = ""
-    segments: frozenset[str] = frozenset()
+    segments: frozenset[str] | None = None  # None: the live store's folder could not be listed
 
 
-def segment_dirs(chroma_dir: Path) -> set[str]:
-    """The HNSW segment folders of a Chroma store (named by UUID, holding header.bin)."""
-    if not chroma_dir.is_dir():
-        return set()
-    return {p.parent.name for p in chroma_dir.glob("*/header.bin")}
+def segment_dirs(chroma_dir: Path) -> frozenset[str] | None:
+    """The HNSW segment folders of a Chroma store (named by UUID, holding header.bin);
+    None when the store's folder cannot be listed."""
+    try:
+        entries = list(os.scandir(chroma_dir))
+    except OSError:
+        return None
+    return frozenset(e.name for e in entries if os.path.isfile(os.path.join(e.path, "header.bin")))
 
 
 def env_key_names(path: Path) -> list[str]:
@@ -104,16 +123,10 @@ def _restore_one(f: BackupFile, dest: Path, max_bytes: int) -> Verified:
         if verified.ok:
             shutil.copyfile(f.path, dest / f.path.name)
         return verified
-    return extract(f.path, dest, max_bytes)
+    return extract(f.path, dest, max_bytes, chroma=f.kind == "chroma_db")
 
 
 def _read_restored(tmp: Path, result: Drill) -> None:
-    chroma = result.results.get("chroma_db")
-    if chroma is not None and chroma.chroma is not None:
-        result.chroma = chroma.chroma
-        stores = list((tmp / "chroma_db").rglob("chroma.sqlite3"))
-        if stores:
-            result.segments = segment_dirs(stores[0].parent)
     data = result.results.get("template_data")
     if data is not None and data.ok:
         result.templates = data.templates
@@ -126,22 +139,32 @@ def _read_restored(tmp: Path, result: Drill) -> None:
 
 def live(chroma_dir: str, template_data: str) -> Live:
     """Row and record counts of the live store and template data, read-only."""
-    db = Path(chroma_dir) / "chroma.sqlite3"
-    facts = chroma_facts(db) if db.is_file() else ChromaFacts(error=f"{db} does not exist")
+    facts = _live_facts(Path(chroma_dir) / "chroma.sqlite3")
     try:
         templates, error = template_records(Path(template_data).read_bytes()), ""
     except OSError as exc:
         templates, error = None, f"{template_data}: {exc.strerror or exc}"
     except ValueError as exc:
         templates, error = None, f"{template_data}: invalid JSON: {exc}"
-    return Live(facts, templates, error, frozenset(segment_dirs(Path(chroma_dir))))
+    return Live(facts, templates, error, segment_dirs(Path(chroma_dir)))
+
+
+def _live_facts(db: Path) -> ChromaFacts:
+    try:
+        os.stat(db)
+    except FileNotFoundError:
+        return ChromaFacts(error=f"{db.name} does not exist")
+    except OSError as exc:
+        return ChromaFacts(error=f"{db.name}: {exc.strerror or exc}")
+    return chroma_facts(db)
 
 
 def verify_file(path: Path, max_bytes: int, scratch_dir: str) -> Verified:
     """Read one backup file through, whatever its kind."""
     if path.name.endswith(".json"):
         return verify_json(path, max_bytes)
-    return verify(path, max_bytes, Path(scratch_dir) if scratch_dir else None)
+    scratch = Path(scratch_dir) if scratch_dir else None
+    return verify(path, max_bytes, scratch, chroma=kind_of(path.name) == "chroma_db")
 
 
 def verify_all(paths: list[Path], max_bytes: int, scratch_dir: str, workers: int) -> list[Verified]:
@@ -176,27 +199,33 @@ def _cpus() -> set[int]:
         return set(range(os.cpu_count() or 1))
 
 
-def missing_segments(drill: Drill, live: Live) -> list[str]:
-    """Live HNSW segment folders the restored store lacks."""
-    if drill.chroma is None:
+def missing_segments(archive: Verified | None, live: frozenset[str] | None) -> list[str]:
+    """HNSW segment folders a readable Chroma archive lacks: the live store's folders that
+    the archive's own SQLite lists (one made after the backup is not expected in it); with
+    no live store to read, every VECTOR segment its SQLite lists. [] when it is unreadable."""
+    if archive is None or not archive.chroma_readable:
         return []
-    return sorted(live.segments - drill.segments)
+    listed = archive.chroma.vector_segments
+    if live is None:
+        return sorted((listed or frozenset()) - archive.segments)
+    return sorted((live if listed is None else live & listed) - archive.segments)
 
 
-def count_pairs(drill: Drill, live: Live) -> list[tuple[str, int | None, int | None]]:
-    """(what, restored, live) for Chroma's collections and embeddings and the templates."""
-    restored_chroma = drill.chroma or ChromaFacts()
-    has_chroma = drill.chroma is not None and live.chroma.ok
+def count_pairs(drill: Drill, live: Live) -> list[tuple[str, str, int | None, int | None]]:
+    """(kind, what, restored, live) for Chroma's collections and embeddings and the templates."""
+    restored, here = drill.chroma, live.chroma if live.chroma.ok else None
     return [
         (
+            "chroma_db",
             "chroma collections",
-            restored_chroma.collections if drill.chroma else None,
-            live.chroma.collections if has_chroma else None,
+            restored.collections if restored else None,
+            here.collections if here else None,
         ),
         (
+            "chroma_db",
             "chroma embeddings",
-            restored_chroma.embeddings if drill.chroma else None,
-            live.chroma.embeddings if has_chroma else None,
+            restored.embeddings if restored else None,
+            here.embeddings if here else None,
         ),
-        ("template records", drill.templates, live.templates),
+        ("template_data", "template records", drill.templates, live.templates),
     ]

@@ -10,17 +10,28 @@ from opscheck.sandbox import control
 from opscheck.sandbox.faults import FAULTS
 
 
+def _escape(text: str) -> str:
+    """Help text as argparse wants it: it %-formats help strings, so a literal % is %%."""
+    return text.replace("%", "%%")
+
+
+def fault_list() -> str:
+    """One line per fault, for the epilog of `up --help` (printed as written)."""
+    width = max(len(name) for name in FAULTS)
+    return "faults:\n" + "\n".join(f"  {f.name:<{width}}  {f.what}" for f in FAULTS.values())
+
+
 def main(argv: list[str] | None = None) -> int:
-    fault_help = "; ".join(f"{f.name}: {f.what}" for f in FAULTS.values())
     parser = argparse.ArgumentParser(prog="python -m opscheck.sandbox", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name in ("up", "down", "status"):
-        p = sub.add_parser(name)
+        extra = {"epilog": fault_list(), "formatter_class": argparse.RawDescriptionHelpFormatter}
+        p = sub.add_parser(name, **(extra if name == "up" else {}))
         p.add_argument(
             "--dir",
             type=Path,
             default=control.DEFAULT_DIR,
-            help=f"sandbox directory (default {control.DEFAULT_DIR})",
+            help=_escape(f"sandbox directory (default {control.DEFAULT_DIR})"),
         )
         if name == "up":
             p.add_argument(
@@ -29,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                 default=[],
                 metavar="NAME",
                 choices=sorted(FAULTS),
-                help=f"break one thing (repeatable). {fault_help}",
+                help="break one thing (repeatable; the faults are listed below)",
             )
             p.add_argument(
                 "--fixed-delay-ms",

@@ -194,6 +194,37 @@ def _warning_storm(lay: Layout, now: datetime) -> None:
     _recent(lay, now, Traffic(warning_share=0.17))
 
 
+def _symlinked_chroma(lay: Layout, now: datetime) -> None:
+    """The store moved to a volume and app/chroma_db became a link to it; every chroma_db
+    archive was made over the link by the guide's own `tar -C <root> app/chroma_db`."""
+    volume = lay.root / "volumes" / "chroma_db"
+    volume.parent.mkdir(exist_ok=True)
+    shutil.move(lay.chroma, volume)
+    lay.chroma.symlink_to(os.path.relpath(volume, lay.chroma.parent))
+    newest = _newest(lay, now, "chroma_db")
+
+    def build(path: Path) -> None:
+        subprocess.run(["tar", "-czf", path, "-C", lay.root, "app/chroma_db"], check=True)
+
+    _keep_mtime(newest, build)
+    for older in lay.backups.glob("chroma_db_*.tar.gz"):
+        if older != newest:
+            _keep_mtime(older, lambda path: shutil.copyfile(newest, path))
+
+
+def _empty_backup(lay: Layout, now: datetime) -> None:
+    """Last night's chroma_db archive is 0 bytes (the disk filled while it was written)."""
+    _keep_mtime(_newest(lay, now, "chroma_db"), lambda path: path.write_bytes(b""))
+
+
+def _tiny_backup(lay: Layout, now: datetime) -> None:
+    """Last night's template data is valid JSON with one record, a sliver of the night before."""
+    doc = json.loads(lay.template_data.read_text())
+    small = {**doc, "templates": doc["templates"][:1], "patterns": []}
+    text = json.dumps(small, ensure_ascii=False)
+    _keep_mtime(_newest(lay, now, "template_data"), lambda path: path.write_text(text))
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -277,6 +308,24 @@ FAULTS: dict[str, Fault] = {
             "file",
             "10 % of requests since yesterday 00:00 failed with 500",
             _error_heavy_log,
+        ),
+        Fault(
+            "symlinked-chroma",
+            "file",
+            "app/chroma_db is a symlink: every chroma_db archive holds only the link",
+            _symlinked_chroma,
+        ),
+        Fault(
+            "empty-backup",
+            "file",
+            "last night's chroma_db archive is 0 bytes",
+            _empty_backup,
+        ),
+        Fault(
+            "tiny-backup",
+            "file",
+            "last night's template data is valid but 1 record, far under 10 % of the night before",
+            _tiny_backup,
         ),
     )
 }
