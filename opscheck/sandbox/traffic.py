@@ -25,40 +25,86 @@ REQUESTS = [
 ]
 TELEMETRY = (
     "chromadb.telemetry.product.posthog - ERROR - Failed to send telemetry event "
-    "ClientStartEvent: capture() takes 1 positional argument but 3 were given"
+    "{event}: capture() takes 1 positional argument but 3 were given"
 )
+LLM = 'httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/messages "HTTP/1.1 {status}"'
+EMBEDDINGS = (
+    'httpx - INFO - HTTP Request: POST https://api.openai.com/v1/embeddings "HTTP/1.1 {status}"'
+)
+RETRY = "anthropic._base_client - INFO - Retrying request to /v1/messages in {secs:.6f} seconds"
+LLM_ERROR = (
+    "src.utils.llm_client - ERROR - Error generating response: Error code: {code} - "
+    "{{'type': 'error', 'error': {{'type': '{kind}', 'message': '{message}'}}}}"
+)
+LLM_FAILURES = {  # status line, error type, message: as Anthropic answers them
+    401: ("401 Unauthorized", "authentication_error", "invalid x-api-key"),
+    500: ("500 Internal Server Error", "api_error", "Internal server error"),
+    529: ("529 ", "overloaded_error", "Overloaded"),
+}
 HOURLY = [1, 1, 1, 1, 1, 2, 4, 6, 9, 10, 10, 9, 8, 9, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1]
 CLIENTS = [f"203.0.113.{n}" for n in range(10, 60)]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
 SCANNER = "198.51.100.66"
 LEAKED_KEY = "sk-ant-api03-LEAKEDkeyLEAKEDkeyLEAKEDkey0123456789abcdef"
+# FastAPI's ResponseValidationError: its text spans lines, the duration ends the last one
+MULTILINE_FAILURE = (
+    "Request failed: 1 validation error:\n"
+    "  {{'type': 'list_type', 'loc': ('response', 'template', 'variables'), "
+    "'msg': 'Input should be a valid list', 'input': None}}\n"
+    '  File "/app/src/api/routes/templates.py", line 88, in generate_template - {secs:.3f}s'
+)
 
 
 @dataclass(frozen=True)
 class Traffic:
     requests: int = 600  # per full day
     error_share: float = 0.003  # requests answered 500 (Request failed)
+    multiline_share: float = 0.5  # of those, failures whose exception text spans lines
     warning_share: float = 0.02  # requests answered 422 with a WARNING
     slow_factor: float = 1.0  # multiplies generation latency
     new_error: bool = False  # a signature the previous days never had
     key_leak: bool = False  # an API key written into a log line
     scanner: bool = False  # a client probing paths, over the rate, failing auth
     telemetry: float = 1.0  # share of chromadb telemetry ERROR lines written (noise)
+    llm_status: int = 200  # every LLM call answers this (401: a revoked key)
+    llm_overloaded: float = 0.003  # share of LLM calls answered 529 (then retried)
+    restart: bool = False  # the service restarted two hours ago (CollectionQueryEvent)
 
 
 def _stamp(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"
 
 
-def _access(ts: datetime, client: str, method: str, path: str, status: int, secs: float) -> str:
-    when = f"{ts:%d}/{MONTHS[ts.month - 1]}/{ts:%Y:%H:%M:%S} {ts.astimezone():%z}"
+def _access(
+    ts: datetime, client: str, method: str, path: str, status: int, secs: float, tz=None
+) -> str:
+    offset = ts.replace(tzinfo=tz).strftime("%z") if tz else ts.astimezone().strftime("%z")
+    when = f"{ts:%d}/{MONTHS[ts.month - 1]}/{ts:%Y:%H:%M:%S} {offset}"
     return (
         f'{client} - - [{when}] "{method} {path} HTTP/1.1" {status} {512 + status} "-" '
         f'"python-requests/2.31.0" {secs:.3f}'
     )
 
 
-def _request(rng: random.Random, ts: datetime, t: Traffic) -> tuple[list, str]:
+def _llm_call(rng: random.Random, t: Traffic, add, at: float) -> bool:
+    """One LLM call as httpx and the SDK log it (529s retried twice); False if it failed."""
+    if t.llm_status != 200:
+        status, kind, message = LLM_FAILURES[t.llm_status]
+        add(at, LLM.format(status=status))
+        add(at + 0.002, LLM_ERROR.format(code=t.llm_status, kind=kind, message=message))
+        return False
+    for attempt in range(3):
+        if rng.random() >= t.llm_overloaded:
+            add(at + attempt * 0.4, LLM.format(status="200 OK"))
+            return True
+        add(at + attempt * 0.4, LLM.format(status="529 "))
+        add(at + attempt * 0.4 + 0.001, RETRY.format(secs=rng.uniform(0.3, 0.9)))
+    status, kind, message = LLM_FAILURES[529]
+    add(at + 1.3, LLM_ERROR.format(code=529, kind=kind, message=message))
+    return False
+
+
+def _request(rng: random.Random, ts: datetime, t: Traffic, tz=None) -> tuple[list, str]:
     """(timestamped app lines, access line) of one request."""
     kind = rng.choices(["generate", "health", "validate", "stats"], weights=[5, 3, 2, 1])[0]
     app: list[tuple[datetime, str]] = []
@@ -71,27 +117,24 @@ def _request(rng: random.Random, ts: datetime, t: Traffic) -> tuple[list, str]:
         path = f"/{kind}"
         secs = rng.uniform(0.005, 0.03)
         add(0, f"src.api.main - INFO - Request: GET {path}")
-        if kind == "health" and rng.random() < t.telemetry:
-            add(0.002, TELEMETRY)
-            add(0.004, TELEMETRY.replace("ClientStartEvent", "ClientCreateCollectionEvent"))
+        if kind == "health" and rng.random() < t.telemetry:  # a client per component check
+            for n, event in enumerate(["ClientStartEvent", "ClientCreateCollectionEvent"] * 2):
+                add(0.001 * (n + 1), TELEMETRY.format(event=event))
         add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
-        return app, _access(ts, client, "GET", path, 200, secs + rng.uniform(0, 0.01))
+        return app, _access(ts, client, "GET", path, 200, secs + rng.uniform(0, 0.01), tz)
     path = f"/api/v1/templates/{kind}"
     add(0, f"src.api.main - INFO - Request: POST {path}")
     request = rng.choice(REQUESTS)
     if kind == "generate":
         secs = max(0.8, rng.lognormvariate(0.9, 0.2)) * t.slow_factor
         add(0.01, f"src.agents.request_analyzer - INFO - 사용자 요청 분석 시작: {request}")
-        if rng.random() < t.telemetry:
-            add(0.02, TELEMETRY)
-        add(0.3, "src.database.vector_store - INFO - 정책 문서 검색: k=5, 결과 5건")
-        for part in (0.4, 0.8):
-            add(
-                secs * part,
-                "httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/"
-                'messages "HTTP/1.1 200 OK"',
-            )
+        _llm_call(rng, t, add, secs * 0.15)
+        for part in (0.25, 0.3):
+            add(secs * part, EMBEDDINGS.format(status="200 OK"))
+        add(secs * 0.32, "src.database.vector_store - INFO - 정책 문서 검색: k=5, 결과 5건")
+        _llm_call(rng, t, add, secs * 0.4)
         add(secs * 0.5, "src.agents.template_generator - INFO - 템플릿 생성 완료 (변수 3개)")
+        _llm_call(rng, t, add, secs * 0.7)
         add(
             secs * 0.9,
             f"src.agents.compliance_checker - INFO - 컴플라이언스 점수: {rng.randint(80, 98)}.0",
@@ -105,15 +148,19 @@ def _request(rng: random.Random, ts: datetime, t: Traffic) -> tuple[list, str]:
     else:
         secs = rng.uniform(0.05, 0.4)
         add(0.01, "src.agents.compliance_checker - INFO - 템플릿 검증 요청")
+        _llm_call(rng, t, add, secs * 0.5)
     wait = rng.uniform(0, 0.05)
     if rng.random() < t.error_share:
+        if rng.random() < t.multiline_share:
+            add(secs, "src.api.main - ERROR - " + MULTILINE_FAILURE.format(secs=secs))
+            return app, _access(ts, client, "POST", path, 500, secs + wait, tz)
         add(
             secs,
             "src.api.routes.templates - ERROR - Template generation failed: Anthropic API "
             f"error: Overloaded (request_id req_{rng.getrandbits(48):012x})",
         )
         add(secs + 0.001, f"src.api.main - ERROR - Request failed: Internal error - {secs:.3f}s")
-        return app, _access(ts, client, "POST", path, 500, secs + wait)
+        return app, _access(ts, client, "POST", path, 500, secs + wait, tz)
     if rng.random() < t.warning_share:
         add(
             0.005,
@@ -121,13 +168,13 @@ def _request(rng: random.Random, ts: datetime, t: Traffic) -> tuple[list, str]:
             f"characters (got {rng.randint(1, 9)})",
         )
         add(0.006, "src.api.main - INFO - Response: 422 - 0.006s")
-        return app, _access(ts, client, "POST", path, 422, 0.006 + wait)
+        return app, _access(ts, client, "POST", path, 422, 0.006 + wait, tz)
     add(secs, f"src.api.main - INFO - Response: 200 - {secs:.3f}s")
-    return app, _access(ts, client, "POST", path, 200, secs + wait)
+    return app, _access(ts, client, "POST", path, 200, secs + wait, tz)
 
 
 def _extras(
-    rng: random.Random, start: datetime, end: datetime, t: Traffic, at: datetime
+    rng: random.Random, start: datetime, end: datetime, t: Traffic, at: datetime, tz=None
 ) -> tuple[list, list]:
     """The one-off events of a fault, at `at` (two hours ago) if this day holds it."""
     app: list[tuple[datetime, str]] = []
@@ -145,6 +192,9 @@ def _extras(
             )
     if t.key_leak:
         app.append((at, f"src.utils.llm_client - DEBUG - client init with api_key={LEAKED_KEY}"))
+    if t.restart:  # a new process's first query: chromadb's telemetry fails once more
+        for n, event in enumerate(["ClientStartEvent", "CollectionQueryEvent"]):
+            app.append((at + timedelta(seconds=n), TELEMETRY.format(event=event)))
     if t.scanner:
         probes = [("/.env", 200), ("/.git/config", 200), ("/wp-admin/", 404), ("/phpmyadmin/", 404)]
         probes += [("/api/v1/templates/generate", 401)] * 30 + [("/health", 200)] * 220
@@ -152,15 +202,21 @@ def _extras(
         for n, (path, status) in enumerate(probes):
             ts = minute + timedelta(seconds=n * 0.1)
             access.append(
-                (ts, _access(ts, SCANNER, "GET" if status != 401 else "POST", path, status, 0.002))
+                (
+                    ts,
+                    _access(
+                        ts, SCANNER, "GET" if status != 401 else "POST", path, status, 0.002, tz
+                    ),
+                )
             )
     return app, access
 
 
 def day_logs(
-    day: datetime, end: datetime, t: Traffic, rng: random.Random, event_at: datetime
+    day: datetime, end: datetime, t: Traffic, rng: random.Random, event_at: datetime, tz=None
 ) -> tuple[list, list]:
-    """App and access log lines from 00:00 of `day` up to `end`, in time order."""
+    """App and access log lines from 00:00 of `day` up to `end`, in time order (wall-clock
+    times of zone `tz`, None: this machine's)."""
     start = day.replace(hour=0, minute=0, second=0, microsecond=0)
     span = min((end - start).total_seconds(), 86400.0)
     app: list[tuple[datetime, str]] = []
@@ -170,10 +226,10 @@ def day_logs(
         if offset >= span:
             continue
         ts = start + timedelta(seconds=offset)
-        lines, line = _request(rng, ts, t)
+        lines, line = _request(rng, ts, t, tz)
         app += lines
         access.append((ts, line))
-    more_app, more_access = _extras(rng, start, start + timedelta(seconds=span), t, event_at)
+    more_app, more_access = _extras(rng, start, start + timedelta(seconds=span), t, event_at, tz)
     app += more_app
     access += more_access
     app.sort(key=lambda e: e[0])
@@ -212,17 +268,20 @@ def write_logs(
     rng: random.Random,
     days: int = 7,
     only_recent: bool = False,
+    tz=None,
 ) -> None:
     """app.log and access.log for today so far, `.1` for yesterday, `.N.gz` before, as
-    logrotate (daily, compress, delaycompress) leaves them."""
+    logrotate (daily, compress, delaycompress) leaves them. `now` is the wall clock of
+    zone `tz` (None: this machine's), which the stamps are written in."""
     for n in range(days + 1):
         if only_recent and n > 1:
             break
         day = (now - timedelta(days=n)).replace(hour=0, minute=0, second=0, microsecond=0)
         end = now if n == 0 else day + timedelta(days=1)
-        app, access = day_logs(day, end, t, rng, now - timedelta(hours=2))
+        app, access = day_logs(day, end, t, rng, now - timedelta(hours=2), tz)
         if app and n == 3:
             app.insert(len(app) // 2, app[len(app) // 2] + " \udcff")  # one undecodable byte
         suffix = "" if n == 0 else ".1" if n == 1 else f".{n}.gz"
-        _write(app_dir / f"app.log{suffix}", app, end.timestamp(), n >= 2)
-        _write(nginx_dir / f"access.log{suffix}", access, end.timestamp(), n >= 2)
+        mtime = end.replace(tzinfo=tz).timestamp() if tz else end.timestamp()
+        _write(app_dir / f"app.log{suffix}", app, mtime, n >= 2)
+        _write(nginx_dir / f"access.log{suffix}", access, mtime, n >= 2)
