@@ -201,6 +201,7 @@ def test_llm_usage(cfg, state_dir, now, window, evidence):
     app, _ = logs.app_log(cfg, state_dir, now)
     w = app.window(window[0])
     calls = Calls.of(w.calls)
+    evidence.record("generation requests, last 24 h", w.generations)
     if calls.total():
         n, how = calls.total("llm"), "httpx call lines"
         evidence.record("embeddings calls, last 24 h", calls.total("embeddings"))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -104,9 +104,11 @@ def _llm_call(rng: random.Random, t: Traffic, add, at: float) -> bool:
     return False
 
 
-def _request(rng: random.Random, ts: datetime, t: Traffic, tz=None) -> tuple[list, str]:
-    """(timestamped app lines, access line) of one request."""
-    kind = rng.choices(["generate", "health", "validate", "stats"], weights=[5, 3, 2, 1])[0]
+def _request(
+    rng: random.Random, ts: datetime, t: Traffic, tz=None, kind: str = ""
+) -> tuple[list, str]:
+    """(timestamped app lines, access line) of one request (of `kind`, else a random one)."""
+    kind = kind or rng.choices(["generate", "health", "validate", "stats"], weights=[5, 3, 2, 1])[0]
     app: list[tuple[datetime, str]] = []
 
     def add(dt: float, text: str) -> None:
@@ -229,6 +231,13 @@ def day_logs(
         lines, line = _request(rng, ts, t, tz)
         app += lines
         access.append((ts, line))
+    for hour, multiline in ((3, 1.0), (4, 0.0)):  # each kind of failure, every day
+        ts = start + timedelta(hours=hour)
+        if (ts - start).total_seconds() < span and t.error_share:
+            failing = replace(t, error_share=1.0, multiline_share=multiline)
+            lines, line = _request(rng, ts, failing, tz, kind="generate")
+            app += lines
+            access.append((ts, line))
     more_app, more_access = _extras(rng, start, start + timedelta(seconds=span), t, event_at, tz)
     app += more_app
     access += more_access

@@ -380,14 +380,12 @@ def _active_key(f: LogFile, kind: str) -> str:
 
 def zone_id(tz: str) -> str:
     """A name for the zone stamps are read in: `tz`, or this machine's zone."""
-    if tz:
-        return tz
-    if os.environ.get("TZ"):
-        return os.environ["TZ"].replace("/", "_")
-    try:
-        return os.readlink("/etc/localtime").split("zoneinfo/")[-1].replace("/", "_")
-    except OSError:
-        return "local"
+    if not tz:
+        try:
+            tz = os.environ.get("TZ") or os.readlink("/etc/localtime").split("zoneinfo/")[-1]
+        except OSError:
+            tz = "local"
+    return re.sub(r"[^A-Za-z0-9+-]", "_", tz)  # a file name part
 
 
 def _run(
