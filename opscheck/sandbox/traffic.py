@@ -41,6 +41,42 @@ LLM_FAILURES = {  # status line, error type, message: as Anthropic answers them
     500: ("500 Internal Server Error", "api_error", "Internal server error"),
     529: ("529 ", "overloaded_error", "Overloaded"),
 }
+WORKFLOW = [  # what one generation's agents log besides the calls (about 50 lines in all)
+    "src.workflow.langgraph_workflow - INFO - 워크플로우 시작: request_analysis",
+    "src.agents.request_analyzer - INFO - 요청 유형: 안내, 업종: 기타",
+    "src.agents.request_analyzer - INFO - 추출된 변수: ['수신자명']",
+    "src.agents.request_analyzer - INFO - 분석 완료: {request}",
+    "src.workflow.langgraph_workflow - INFO - 노드 완료: request_analysis -> policy_retrieval",
+    "src.agents.policy_retriever - INFO - 정책 검색 쿼리 생성: {n}개",
+    "src.agents.policy_retriever - INFO - 검색된 정책: operations.md, audit.md, content-guide.md",
+    "src.agents.policy_retriever - INFO - 관련 정책 {n}건 선택",
+    "src.workflow.langgraph_workflow - INFO - 노드 완료: policy_retrieval -> template_generation",
+    "src.agents.template_generator - INFO - 템플릿 생성 시작 (시도 1)",
+    "src.agents.template_generator - INFO - 유사 템플릿 {n}개 참조",
+    "src.agents.template_generator - INFO - 변수 치환 규칙 적용",
+    "src.agents.template_generator - INFO - 버튼 제안: 자세히 보기",
+    "src.workflow.langgraph_workflow - INFO - 노드 완료: template_generation -> compliance_check",
+    "src.agents.compliance_checker - INFO - 기본 규칙 검사 통과",
+    "src.agents.compliance_checker - INFO - 금지어 검사: 0건",
+    "src.agents.compliance_checker - INFO - 변수 사용 검사: {n}개 변수",
+    "src.agents.compliance_checker - INFO - LLM 분석 점수 반영",
+    "src.workflow.langgraph_workflow - INFO - 노드 완료: compliance_check -> end",
+    "src.workflow.langgraph_workflow - INFO - 반복 횟수: 1",
+    "src.utils.performance_monitor - INFO - request_analysis: 0.{n}s",
+    "src.utils.performance_monitor - INFO - policy_retrieval: 0.{n}s",
+    "src.utils.performance_monitor - INFO - template_generation: 1.{n}s",
+    "src.utils.performance_monitor - INFO - compliance_check: 0.{n}s",
+    "src.utils.cache - INFO - 캐시 저장: template (TTL 1800s)",
+    "src.utils.cache - INFO - 캐시 저장: analysis (TTL 900s)",
+    "src.api.routes.templates - INFO - 템플릿 생성 성공",
+    "src.api.routes.templates - INFO - 응답 구성 완료",
+    "src.workflow.langgraph_workflow - INFO - 워크플로우 종료: success",
+    "src.utils.performance_monitor - INFO - 메모리 사용량: {n}0.5MB",
+    "src.agents.template_generator - INFO - 최종 템플릿 길이: {n}8자",
+    "src.agents.compliance_checker - INFO - 승인 가능성: 높음",
+    "src.api.routes.templates - INFO - 통계 업데이트",
+    "src.utils.cache - INFO - 캐시 조회: miss",
+]
 HOURLY = [1, 1, 1, 1, 1, 2, 4, 6, 9, 10, 10, 9, 8, 9, 10, 10, 9, 8, 6, 5, 4, 3, 2, 1]
 CLIENTS = [f"203.0.113.{n}" for n in range(10, 60)]
 MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
@@ -134,6 +170,8 @@ def _request(
         for part in (0.25, 0.3):
             add(secs * part, EMBEDDINGS.format(status="200 OK"))
         add(secs * 0.32, "src.database.vector_store - INFO - 정책 문서 검색: k=5, 결과 5건")
+        for n, text in enumerate(WORKFLOW):  # the agents' own progress lines
+            add(secs * (0.33 + 0.017 * n), text.format(request=request, n=rng.randint(1, 9)))
         _llm_call(rng, t, add, secs * 0.4)
         add(secs * 0.5, "src.agents.template_generator - INFO - 템플릿 생성 완료 (변수 3개)")
         _llm_call(rng, t, add, secs * 0.7)

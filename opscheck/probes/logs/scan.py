@@ -98,6 +98,7 @@ def signature(message: bytes, tail: bytes = b"") -> str:
     return _signature(zeroed(message), exception_type(tail))
 
 
+@functools.lru_cache(maxsize=1 << 14)
 def zeroed(message: bytes) -> bytes:
     """`message` with every ASCII digit made 0, but those of HTTP status codes."""
     if not _STATUS_AT.search(message):
@@ -408,7 +409,9 @@ class AppScanner:
                 if level == b"WARNING":
                     exc = ""  # a warning's signature is its message alone
                 elif msg.startswith(b"Request failed:"):
-                    ends = bytes(buf[buf.rfind(NL, last, record_end) + 1 : record_end])
+                    ends = msg
+                    if has_tail:  # the duration ends the record's last line
+                        ends = bytes(buf[buf.rfind(NL, last, record_end) + 1 : record_end])
                     self._failed(code, ends if FAILED_SECS.search(ends) else msg)
                 seen[(code, level, zeroed(msg), exc)] += 1
         s = self.summary
