@@ -124,6 +124,7 @@ class Thresholds(_Section):
     availability_percent: float = Field(99.9, ge=0, le=100)
     min_compliance_score: float = Field(80, ge=0, le=100)
     llm_calls_per_day: int = Field(10000, ge=0)
+    llm_error_percent: float = Field(5.0, ge=0, le=100)  # non-2xx LLM/embeddings calls
     key_max_age_days: int = Field(90, ge=0)
     tls_min_days: int = Field(14, ge=0)
     cache_hit_ratio: float = Field(0.5, ge=0, le=1)
@@ -134,6 +135,7 @@ class Thresholds(_Section):
     restore_tolerance_percent: float = Field(0.0, ge=0, le=100)
     restore_max_extract_mb: int = Field(20480, gt=0)
     backup_headroom_sets: int = Field(3, ge=0)
+    warning_min_lines: int = Field(20, ge=0)  # warning_log_review never fails below this
 
 
 class Redis(_Section):
@@ -155,6 +157,23 @@ class Load(_Section):
     workers: int = Field(0, ge=0)
     predeploy_users: int = Field(3, ge=1)
     predeploy_duration_s: float = Field(20, gt=0)
+
+
+TELEMETRY_NOISE = "Failed to send telemetry event"
+
+
+class Logs(_Section):
+    ignore_errors: list[str] = [TELEMETRY_NOISE]  # regexes searched in ERROR messages
+
+    @field_validator("ignore_errors")
+    @classmethod
+    def _compiles(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc})") from None
+        return value
 
 
 class Hosts(_Section):
@@ -180,6 +199,7 @@ class Config(_Section):
     thresholds: Thresholds = Thresholds()
     redis: Redis = Redis()
     load: Load = Load()
+    logs: Logs = Logs()
     hosts: Hosts = Hosts()
     reports: Reports = Reports()
     history: History = History()

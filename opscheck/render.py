@@ -37,7 +37,7 @@ def hourly(summary: Summary, keys: list[str], title: str) -> str:
     p95 = [h.latency.quantile_ms(0.95) for h in hours]
     return chart(title, keys, requests, p95) + table(
         title,
-        ["hour", "requests", "5xx", "p95 ms"],
+        ["hour (UTC)", "requests", "5xx", "p95 ms"],
         [(k, h.requests, h.errors_5xx, p) for k, h, p in zip(keys, hours, p95, strict=True)],
     )
 

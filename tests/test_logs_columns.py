@@ -104,7 +104,11 @@ def awkward_log(seed: int, n: int = 4000) -> bytes:
             secs = rng.choice([f"{rng.uniform(0, 30):.3f}", "7", "12345678901234567.1", "1..2"])
             msg = f"INFO - Response: {rng.choice([200, 200, 422, 404, 503])} - {secs}s"
         elif kind < 0.6:
-            msg = 'INFO - HTTP Request: POST https://api.anthropic.com/v1 "HTTP/1.1 200 OK"'
+            status = rng.choice(
+                ["200 OK", "200 OK", "500 Internal Server Error", "401 Unauthorized"]
+            )
+            host = rng.choice(["api.anthropic.com/v1/messages", "api.openai.com/v1/embeddings"])
+            msg = f'INFO - HTTP Request: POST https://{host} "HTTP/1.1 {status}"'
         elif kind < 0.68:
             ident = "".join(rng.choice("abcdef0123456789") for _ in range(12))
             msg = f"ERROR - Template generation failed: overloaded (request_id req_{ident})"
@@ -141,6 +145,7 @@ RECORD = re.compile(
 )
 RESPONSE = re.compile(rb"INFO - Response: (\d)\d\d - ([\d.]+)s\r?$")
 REQUEST = re.compile(rb"INFO - Request: ([A-Z]+) (/\S*)\s*$")
+CALL = re.compile(rb'INFO - HTTP Request: [A-Z]+ https://(\S+) "HTTP/1.1 (\d{3})')
 STAMP = re.compile(rb"([12]\d{3})-(\d\d)-(\d\d) (\d\d):")
 CONTINUES = re.compile(rb"(?![12]\d{3}-).+")
 
@@ -175,9 +180,13 @@ def reference(data: bytes) -> dict:
             kind = "warnings" if level == "WARNING" else "errors"
             sig = scan.signature(msg, b"" if kind == "warnings" else b"\n" + b"\n".join(tail))
             hour(m).setdefault(kind, Counter())[sig] += 1
-            failed = re.search(rb"Request failed:.*?([\d.]+)s\s*$", msg)
-            if kind == "errors" and msg.startswith(b"Request failed:") and failed:
+            # the duration ends the record's last line (else its first): "... - 0.004s"
+            ends = tail[-1] if tail else msg
+            failed = re.search(rb"- ([\d.]+)s\s*$", ends) or re.search(rb"- ([\d.]+)s\s*$", msg)
+            if kind == "errors" and msg.startswith(b"Request failed:"):
                 hour(m)["status"]["5xx"] += 1
+                hour(m)["untimed"] = hour(m).get("untimed", 0) + (not failed)
+            if kind == "errors" and msg.startswith(b"Request failed:") and failed:
                 hour(m)["lat"][bucket(float(failed.group(1)) * 1000.0)] += 1
                 hour(m)["ms"] = hour(m).get("ms", 0.0) + float(failed.group(1)) * 1000.0
             continue
@@ -190,6 +199,8 @@ def reference(data: bytes) -> dict:
         elif r := REQUEST.search(ln):
             path = r.group(2).decode("utf-8", "replace")[:80]
             hour(m)["ep"][f"{r.group(1).decode()} {path}"] += 1
+        elif r := CALL.search(ln):
+            hour(m).setdefault("calls", Counter())[f"{r[1].decode()} {r[2].decode()}"] += 1
     return {"lines": len(lines), "levels": levels, "continuation": continuation,
             "keys": keys, "hours": hours}  # fmt: skip
 
@@ -212,12 +223,13 @@ def test_scan_agrees_with_a_line_by_line_reading(seed, monkeypatch):
         h = got.hours[key]
         assert h.status == w["status"], key
         assert h.latency.counts == w["lat"], key
-        assert h.requests == h.latency.n == sum(w["status"].values()), key
+        assert h.requests == h.latency.n + w.get("untimed", 0) == sum(w["status"].values()), key
         assert math.isclose(h.latency.total_ms, w.get("ms", 0.0), rel_tol=1e-9), key
         assert h.endpoints == w["ep"], key
         assert h.generations == w["ep"]["POST /api/v1/templates/generate"], key
         assert h.errors == w.get("errors", Counter()), key
         assert h.warnings == w.get("warnings", Counter()), key
+        assert h.calls == w.get("calls", Counter()), key
 
 
 @pytest.mark.parametrize("seed", range(6))

@@ -6,7 +6,9 @@ replica answers (read by `app.py` from `run/sandbox.json`); `down` starts nothin
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import os
 import pwd
 import random
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from opscheck.sandbox.layout import Layout, backup_names, night_stamps
 from opscheck.sandbox.traffic import Traffic, write_logs
@@ -225,6 +228,81 @@ def _tiny_backup(lay: Layout, now: datetime) -> None:
     _keep_mtime(_newest(lay, now, "template_data"), lambda path: path.write_text(text))
 
 
+def _multiline_failures(lay: Layout, now: datetime) -> None:
+    """Since yesterday 00:00, 5 % of requests fail with a ResponseValidationError whose
+    text spans lines (the duration ends the record's last line)."""
+    _recent(lay, now, Traffic(error_share=0.05, multiline_share=1.0))
+
+
+def _key_revoked_log(lay: Layout, now: datetime) -> None:
+    """Since yesterday 00:00, every LLM call answers 401 authentication_error (the key was
+    revoked); generation goes on answering 200 from its fallback."""
+    _recent(lay, now, Traffic(llm_status=401))
+
+
+def _llm_overloaded_log(lay: Layout, now: datetime) -> None:
+    """Since yesterday 00:00, 30 % of LLM calls answer 529 overloaded_error (retried)."""
+    _recent(lay, now, Traffic(llm_overloaded=0.3))
+
+
+def _telemetry_restart(lay: Layout, now: datetime) -> None:
+    """Two hours ago the service restarted after a quiet week: chromadb's telemetry fails
+    with an event name the week did not have (CollectionQueryEvent). Noise, not a fault:
+    error_log_review stays green with the default [logs] ignore_errors."""
+    _recent(lay, now, Traffic(restart=True))
+
+
+def _logs_in_kst(lay: Layout, now: datetime) -> None:
+    """The logs are written in Asia/Seoul wall-clock time (the service's zone), while the
+    config leaves service.timezone empty on this machine: app log lines look 9 h ahead
+    on a UTC machine. (The access log carries its own offset and stays right.)"""
+    tz = ZoneInfo("Asia/Seoul")
+    local = datetime.now(tz).replace(tzinfo=None)
+    write_logs(lay.logs, lay.nginx, local, Traffic(), random.Random(7), tz=tz)
+
+
+def _junk_log(lay: Layout, now: datetime) -> None:
+    """Today's app.log is 8 MB of random bytes (a disk error, a binary written there)."""
+    path = lay.logs / "app.log"
+    st = path.stat()
+    path.write_bytes(random.Random(5).randbytes(8 << 20))
+    os.utime(path, (st.st_atime, st.st_mtime))
+
+
+def _truncated_log_gz(lay: Layout, now: datetime) -> None:
+    """app.log.2.gz was cut to half its size (a full disk while logrotate compressed)."""
+    path = lay.logs / "app.log.2.gz"
+    with open(path, "r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+
+
+def _fifo_log(lay: Layout, now: datetime) -> None:
+    """The active app.log is a FIFO beside its rotated copies (a log shipper's pipe)."""
+    path = lay.logs / "app.log"
+    path.unlink()
+    os.mkfifo(path, 0o644)
+
+
+def _dateext_logs(lay: Layout, now: datetime) -> None:
+    """Not a fault: logrotate with `dateext` and xz: app.log-20261130, app.log-20261129.xz
+    ... (every check must read them as it reads app.log.1, app.log.2.gz)."""
+    for folder, base in ((lay.logs, "app.log"), (lay.nginx, "access.log")):
+        for n in range(1, 8):
+            old = folder / (f"{base}.1" if n == 1 else f"{base}.{n}.gz")
+            if not old.exists():
+                continue
+            day = (now - timedelta(days=n - 1)).strftime("%Y%m%d")
+            st = old.stat()
+            if n == 1:
+                new = folder / f"{base}-{day}"
+                old.rename(new)
+            else:
+                new = folder / f"{base}-{day}.xz"
+                new.write_bytes(lzma.compress(gzip.decompress(old.read_bytes())))
+                old.unlink()
+            os.utime(new, (st.st_atime, st.st_mtime))
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -326,6 +404,47 @@ FAULTS: dict[str, Fault] = {
             "file",
             "last night's template data is valid but 1 record, far under 10 % of the night before",
             _tiny_backup,
+        ),
+        Fault(
+            "multiline-failures",
+            "file",
+            "5 % of requests since yesterday failed with a multi-line Request failed",
+            _multiline_failures,
+        ),
+        Fault(
+            "key-revoked-log",
+            "file",
+            "every LLM call since yesterday answered 401 (a revoked key)",
+            _key_revoked_log,
+        ),
+        Fault(
+            "llm-overloaded-log",
+            "file",
+            "30 percent of LLM calls since yesterday answered 529 overloaded",
+            _llm_overloaded_log,
+        ),
+        Fault(
+            "telemetry-restart",
+            "file",
+            "a restart two hours ago: chromadb telemetry noise with a new event name",
+            _telemetry_restart,
+        ),
+        Fault(
+            "logs-in-kst",
+            "file",
+            "the logs are stamped in Asia/Seoul time, service.timezone left empty",
+            _logs_in_kst,
+        ),
+        Fault("junk-log", "file", "today's app.log is 8 MB of random bytes", _junk_log),
+        Fault(
+            "truncated-log-gz", "file", "app.log.2.gz is cut to half its size", _truncated_log_gz
+        ),
+        Fault("fifo-log", "file", "the active app.log is a FIFO", _fifo_log),
+        Fault(
+            "dateext-logs",
+            "file",
+            "not a fault: rotated logs named by date (dateext) and compressed with xz",
+            _dateext_logs,
         ),
     )
 }

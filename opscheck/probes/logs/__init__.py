@@ -3,7 +3,9 @@
 `view(path, ...)` returns the merged Summary of a log and its rotated siblings
 (cached on disk by content, so already-read files are not read again); windows of
 time are lists of UTC hour keys built by `hours_back` (a local day's 24 h is 24 UTC
-hours, so a DST fall-back hour is not counted twice).
+hours, so a DST fall-back hour is not counted twice). `blind_spots` says what a
+Summary could not see; `seen` turns that into a ProbeError, so that no check passes
+on the part of a log it could read.
 """
 
 from __future__ import annotations
@@ -11,33 +13,91 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 
-from opscheck.probes.logs.files import summarize
+from opscheck.probes import ProbeError
+from opscheck.probes.logs.files import olddirs, summarize
 from opscheck.probes.logs.summary import Hist, Hour, Summary
 
-__all__ = ["Hist", "Hour", "Summary", "hours_back", "view", "windows"]
+__all__ = [
+    "Hist",
+    "Hour",
+    "Summary",
+    "blind_spots",
+    "hours_back",
+    "seen",
+    "view",
+    "windows",
+]
 
-_MEMO: dict[tuple[str, str], tuple[Summary, dict]] = {}
+_MEMO: dict[tuple[str, str, str], tuple[Summary, dict]] = {}
+MAX_UNPARSED_PERCENT = 1.0
+FUTURE_SLACK = timedelta(minutes=5)
 
 
-def view(path: str, state_dir: Path | None, fmt: str = "app", workers: int = 2) -> Summary:
-    """The Summary of `path` and its rotated copies, computed once per process."""
-    key = (path, fmt)
+def view(
+    path: str,
+    state_dir: Path | None,
+    fmt: str = "app",
+    workers: int = 2,
+    tz: str = "",
+    logrotate_conf: str = "",
+) -> Summary:
+    """The Summary of `path` and its rotated copies, computed once per process. App log
+    stamps are read as wall-clock times in zone `tz`; rotated copies are also looked
+    for in the `olddir` the logrotate file names."""
+    key = (path, fmt, tz)
     if key not in _MEMO:
         cache = state_dir / "logs" if state_dir is not None else None
-        _MEMO[key] = summarize(path, cache, workers=workers, fmt=fmt)
+        extra = olddirs(logrotate_conf)
+        _MEMO[key] = summarize(path, cache, workers=workers, fmt=fmt, tz=tz, olddirs=extra)
     return _MEMO[key][0]
 
 
-def traffic(app_log: str, access_log: str, state_dir: Path | None) -> tuple[Summary, str]:
+def stats(path: str, fmt: str = "app", tz: str = "") -> dict:
+    return _MEMO.get((path, fmt, tz), (None, {}))[1]
+
+
+def blind_spots(s: Summary, what: str, now: datetime, records: bool = True) -> list[str]:
+    """What a Summary of `what` could not see: files or parts not read, lines that did
+    not parse (over 1 %), no line in the expected format at all, stamps in the future."""
+    problems = [f"{what}: {note}" for note in s.notes]
+    bad = s.unparsed + s.overlong
+    if s.lines and 100.0 * bad / s.lines > MAX_UNPARSED_PERCENT:
+        sample = f"; e.g. {s.unparsed_sample!r}" if s.unparsed_sample else ""
+        problems.append(
+            f"{what}: {bad} of {s.lines} lines ({100.0 * bad / s.lines:.1f} %) could not be "
+            f"parsed, limit {MAX_UNPARSED_PERCENT:g} %{sample}"
+        )
+    elif s.lines and records and not s.records:
+        problems.append(f"{what}: none of its {s.lines} lines is in the service's log format")
+    if s.latest:
+        latest = datetime.strptime(s.latest, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        if latest > now + FUTURE_SLACK:
+            ahead = (latest - now).total_seconds() / 3600
+            problems.append(
+                f"{what}: lines stamped up to {ahead:.1f} h ahead of now ({s.latest} UTC); "
+                "set service.timezone to the zone the service writes its stamps in"
+            )
+    return problems
+
+
+def seen(s: Summary, what: str, now: datetime, records: bool = True) -> Summary:
+    """`s`, if it saw the whole log; else a ProbeError naming what it could not see."""
+    problems = blind_spots(s, what, now, records)
+    if problems:
+        raise ProbeError("cannot see the whole log: " + "; ".join(problems))
+    return s
+
+
+def traffic(
+    app_log: str, access_log: str, state_dir: Path | None, tz: str = "", logrotate_conf: str = ""
+) -> tuple[Summary, str]:
     """Where responses are counted: the access log when there is one (client-side
     truth, nginx's own 502/504 included), else the app log; and which it was."""
     if access_log:
         return view(access_log, state_dir, "access"), f"access log {access_log}"
-    return view(app_log, state_dir, "app"), f"app log {app_log}"
-
-
-def stats(path: str, fmt: str = "app") -> dict:
-    return _MEMO.get((path, fmt), (None, {}))[1]
+    return view(app_log, state_dir, "app", tz=tz, logrotate_conf=logrotate_conf), (
+        f"app log {app_log}"
+    )
 
 
 def hours_back(end: datetime, hours: int, tz: tzinfo | None = None) -> list[str]:
@@ -52,3 +112,45 @@ def windows(now: datetime, tz: tzinfo | None, days: int = 7) -> tuple[list[str],
     last = hours_back(now, 24, tz)
     earlier = [hours_back(now - timedelta(hours=24 * d), 24, tz) for d in range(1, days + 1)]
     return last, earlier
+
+
+def app_log(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+    """The app log's Summary, whole (else a ProbeError), and its name for messages."""
+    p = cfg.paths
+    s = view(p.app_log, state_dir, "app", tz=cfg.service.timezone, logrotate_conf=p.logrotate_conf)
+    what = f"app log {p.app_log}"
+    return seen(s, what, now), what
+
+
+def access_log(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+    """The nginx access log's Summary, whole (else a ProbeError), and its name."""
+    p = cfg.paths
+    s = view(p.access_log, state_dir, "access")
+    what = f"access log {p.access_log}"
+    return seen(s, what, now, records=False), what
+
+
+def responses(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+    """Where responses are counted: the access log when there is one (client-side
+    truth, nginx's own 499/502/504 included), else the app log."""
+    if cfg.paths.access_log:
+        return access_log(cfg, state_dir, now)
+    return app_log(cfg, state_dir, now)
+
+
+def timings(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+    """Where response times come from: the access log when its format has timings,
+    else the app log (server side: it leaves out the wait in the event loop), saying so."""
+    if cfg.paths.access_log:
+        s, what = access_log(cfg, state_dir, now)
+        if s.latency_source:
+            return s, f"{what}, {s.latency_source}"
+        app, app_what = app_log(cfg, state_dir, now)
+        return app, f"{app_what}, server side: the access log's format has no timings"
+    s, what = app_log(cfg, state_dir, now)
+    return s, f"{what}, {s.latency_source}"
+
+
+def covers(s: Summary, windows_before: list[list[str]]) -> bool:
+    """Whether the log reaches back over the earlier windows (anything counted there)."""
+    return any(h in s.hours for keys in windows_before for h in keys)

@@ -13,13 +13,15 @@ A large plain file is cut into ranges that meet between records; this process an
 
 from __future__ import annotations
 
-import gzip
+import bz2
 import hashlib
 import itertools
 import json
+import lzma
 import multiprocessing
 import os
 import re
+import stat
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -39,58 +41,138 @@ RANGE_MIN = 32 << 20
 CACHE_VERSION = 5  # 4: the numpy scanner (records kept whole); 5: histograms as lists
 
 
+CODECS = {".gz": "gz", ".xz": "xz", ".bz2": "bz2", ".zst": "zst"}
+# What logrotate makes of "app.log": app.log.1, app.log.2.gz (numbered), or with
+# `dateext` app.log-20261201, app.log-2026120103, app.log-20261130-1764460800.xz ...
+ROTATED = re.compile(r"(?:\.(\d+)|-(\d{8}(?:\d{2})?(?:-\d+)?))?(\.gz|\.xz|\.bz2|\.zst)?")
+
+
 @dataclass(frozen=True)
 class LogFile:
     path: Path
-    compressed: bool
+    codec: str  # "" (plain), "gz", "xz", "bz2" or "zst"
     size: int  # bytes on disk
     mtime: float
     active: bool = False  # the file the service is writing (no rotation suffix)
 
+    @property
+    def compressed(self) -> bool:
+        return bool(self.codec)
 
-def siblings(path: str) -> list[LogFile]:
-    """The log and its rotated copies (`.1`, `.2.gz` ...), newest first."""
+
+def siblings(path: str, olddirs: tuple[str, ...] = ()) -> list[LogFile]:
+    """The log and its rotated copies (`.1`, `.2.gz`, `-20261130.gz` ...) beside it and in
+    logrotate's `olddir`s, the active log first. A name that looks rotated but is not one
+    logrotate gives (another suffix, an unknown compression), or an entry that is not a
+    regular file, is a ProbeError: its lines would be missing from every count."""
     base = Path(path)
-    try:
-        names = os.listdir(base.parent)
-    except FileNotFoundError:
-        raise ProbeError(f"log dir {base.parent} does not exist") from None
-    except PermissionError:
-        raise ProbeError(f"log dir {base.parent}: permission denied") from None
-    pattern = re.compile(re.escape(base.name) + r"(?:\.(\d+))?(\.gz)?$")
-    found = []
-    for name in names:
-        m = pattern.fullmatch(name)
-        if not m:
-            continue
-        p = base.parent / name
+    found: list[tuple[tuple, LogFile]] = []
+    for directory in (base.parent, *(base.parent / d for d in olddirs)):
         try:
-            st = p.stat()
-        except OSError:
-            continue
-        if not p.is_file():
-            continue
-        active = m.group(1) is None and m.group(2) is None
-        found.append(
-            (int(m.group(1) or 0), LogFile(p, bool(m.group(2)), st.st_size, st.st_mtime, active))
-        )
+            names = os.listdir(directory)
+        except FileNotFoundError:
+            if directory == base.parent:
+                raise ProbeError(f"log dir {directory} does not exist") from None
+            raise ProbeError(f"logrotate olddir {directory} does not exist") from None
+        except (PermissionError, NotADirectoryError) as exc:
+            raise ProbeError(f"log dir {directory}: {exc.strerror}") from None
+        for name in names:
+            if not name.startswith(base.name):
+                continue
+            rest = name[len(base.name) :]
+            if rest and rest[0] not in ".-":
+                continue  # another log ("app.log_err"), not a copy of this one
+            m = ROTATED.fullmatch(rest)
+            if m is None:
+                raise ProbeError(
+                    f"{directory / name}: not a name logrotate gives {base.name} (numbered, "
+                    f"dateext, or compressed with {', '.join(CODECS)}): its lines cannot be read"
+                )
+            active = not rest
+            if active and directory != base.parent:
+                continue
+            order = (not active, m.group(1) is None, _order(m))
+            found.append((order, _entry(directory / name, m, active)))
     return [f for _, f in sorted(found, key=lambda t: t[0])]
 
 
+def _order(m: re.Match[str]) -> int | str:
+    """Newest first: a smaller rotation number, or a later date (sorted descending)."""
+    if m.group(1) is not None:
+        return int(m.group(1))
+    return "".join(chr(0x7F - ord(c)) for c in m.group(2) or "")
+
+
+def _entry(p: Path, m: re.Match[str], active: bool) -> LogFile:
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise ProbeError(f"log {p}: vanished while the logs were listed; run again") from None
+    except OSError as exc:
+        raise ProbeError(f"log {p}: cannot read: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
+        raise ProbeError(f"log {p} is {kind}, not a regular file: its lines cannot be read")
+    return LogFile(p, CODECS.get(m.group(3) or "", ""), st.st_size, st.st_mtime, active)
+
+
+def _read_errors() -> tuple[type[BaseException], ...]:
+    """What reading a damaged plain or compressed log raises (zstd's own when installed)."""
+    errors: tuple[type[BaseException], ...] = (EOFError, lzma.LZMAError, OSError, ValueError)
+    try:
+        import zstandard
+    except ImportError:
+        return errors
+    return (*errors, zstandard.ZstdError)
+
+
+READ_ERRORS = _read_errors()
+
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFDIR: "a directory",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
+
+
+def olddirs(logrotate_conf: str) -> tuple[str, ...]:
+    """The `olddir` directories a logrotate file names (relative ones are taken from the
+    log's directory, as logrotate does); none if the file is absent or unreadable."""
+    try:
+        text = Path(logrotate_conf).read_text(errors="replace") if logrotate_conf else ""
+    except OSError:
+        return ()
+    dirs = [ln.split()[1] for ln in text.splitlines() if ln.strip().startswith("olddir ")]
+    return tuple(dict.fromkeys(d for d in dirs if d))
+
+
 def _open(f: LogFile):
-    if f.compressed:
+    if f.codec == "gz":
         return igzip_threaded.open(f.path, "rb", threads=1)
+    if f.codec == "xz":
+        return lzma.open(f.path, "rb")
+    if f.codec == "bz2":
+        return bz2.open(f.path, "rb")
+    if f.codec == "zst":
+        import zstandard
+
+        return zstandard.open(f.path, "rb")
     return open(f.path, "rb")
 
 
-def content_key(f: LogFile) -> tuple[str, int]:
-    """(hash of the first 64 KiB of content, content length) of a plain or gzip file."""
+def content_key(f: LogFile) -> tuple[str, int | str]:
+    """(hash of the first 64 KiB of content, content length) of a plain or gzip file;
+    for xz, bzip2 and zstd, whose length is not stored, the length on disk ("z<bytes>")."""
     with _open(f) as fh:
         head = fh.read(HEAD)
-    if f.compressed:
+    if f.codec == "gz":
         with open(f.path, "rb") as raw:
             raw.seek(-4, os.SEEK_END)
-            length = int.from_bytes(raw.read(4), "little")  # ISIZE: length mod 2^32
+            length: int | str = int.from_bytes(raw.read(4), "little")  # ISIZE: mod 2^32
+    elif f.codec:
+        length = f"z{f.size}"
     else:
         length = f.size
     return hashlib.sha256(head).hexdigest()[:32], length
@@ -130,20 +212,24 @@ class Cache:
 
 def _scan_range(
     path: str,
-    compressed: bool,
+    codec: str,
     start: int,
     end: int | None,
     name: str,
     line_base: int,
     fmt: str,
+    tz: str = "",
 ) -> dict:
     """One worker's share of a file: bytes [start, end), both on line boundaries."""
-    f = LogFile(Path(path), compressed, 0, 0)
+    f = LogFile(Path(path), codec, 0, 0)
     with _open(f) as fh:
         if start:
             fh.seek(start)
-        scan = scan_access if fmt == "access" else scan_app
-        summary = scan(fh, name, None if end is None else end - start, line_base)
+        length = None if end is None else end - start
+        if fmt == "access":
+            summary = scan_access(fh, name, length, line_base)
+        else:
+            summary = scan_app(fh, name, length, line_base, tz)
     return summary.to_json()
 
 
@@ -176,14 +262,36 @@ def summarize(
     workers: int = 1,
     fmt: str = "app",
     split_min: int = SPLIT_MIN,
+    tz: str = "",
+    olddirs: tuple[str, ...] = (),
 ) -> tuple[Summary, dict]:
     """The merged Summary of a log and its rotated siblings, and how it was obtained.
 
     A file whose content was summarised before (same head hash and length, renamed or
     gzipped since) is not read; a plain file that only grew since the last pass (same
     device and inode, same 4 KiB before where the pass stopped) is read from there on.
+    App log stamps are wall-clock times in zone `tz` ("": this machine's zone). A file
+    that vanishes while it is read (rotated meanwhile) is a ProbeError saying so.
     """
-    files = siblings(path)
+    try:
+        return _summarize(path, cache_dir, workers, fmt, split_min, tz, olddirs)
+    except FileNotFoundError as exc:
+        raise ProbeError(
+            f"log {exc.filename or path}: vanished while it was read (rotated or deleted "
+            "meanwhile); run again"
+        ) from None
+
+
+def _summarize(
+    path: str,
+    cache_dir: Path | None,
+    workers: int,
+    fmt: str,
+    split_min: int,
+    tz: str,
+    olddirs: tuple[str, ...],
+) -> tuple[Summary, dict]:
+    files = siblings(path, olddirs)
     if not files:
         raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
     for f in files:  # a file left out would make every count wrong: say so, plainly
@@ -192,13 +300,14 @@ def summarize(
         except OSError as exc:
             raise ProbeError(f"log {f.path}: cannot read: {exc.strerror}") from None
     cache = Cache(cache_dir)
+    kind = f"{fmt}-{zone_id(tz)}" if fmt == "app" else fmt  # a zone gives other UTC hours
     total = Summary()
     stats = {"files": len(files), "read_bytes": 0, "cached_files": 0, "resumed_files": 0}
     jobs: list[tuple[LogFile, str | None, int, int, Summary | None]] = []
     for f in files:
         try:
-            key: str | None = "{}-{}-{}".format(fmt, *content_key(f))
-        except (OSError, EOFError) as exc:
+            key: str | None = "{}-{}-{}".format(kind, *content_key(f))
+        except READ_ERRORS as exc:
             total.notes.append(f"{f.path.name}: content not identified ({exc}); read whole")
             key = None
         cached = cache.get(key) if key else None
@@ -206,7 +315,7 @@ def summarize(
             total.merge(Summary.from_json(cached["summary"]))
             stats["cached_files"] += 1
             continue
-        active = None if f.compressed else cache.get(_active_key(f, fmt))
+        active = None if f.compressed else cache.get(_active_key(f, kind))
         if (
             active
             and active["offset"] <= f.size
@@ -217,22 +326,29 @@ def summarize(
             jobs.append((f, key, active["offset"], active["lines"], before))
         else:
             jobs.append((f, key, 0, 0, None))
-    results = _run([(f, k, o, n) for f, k, o, n, _ in jobs], workers, fmt, split_min)
+    results = _run([(f, k, o, n) for f, k, o, n, _ in jobs], workers, fmt, split_min, tz)
     for (f, key, offset, _, before), (summary, end) in zip(jobs, results, strict=True):
         stats["read_bytes"] += f.size if f.compressed else end - offset
         merged = before or Summary()
         merged.merge(summary)
         total.merge(merged)
         if f.active and fmt == "app":  # its last record, read now, not remembered
-            last, read = _last_record(f, end, merged.lines)
+            last, read = _last_record(f, end, merged.lines, tz)
             stats["read_bytes"] += read
             total.merge(last)
+        else:
+            read = 0
+        if not f.compressed and f.size - end - read > MAX_LINE:
+            total.notes.append(
+                f"{f.path.name}: its last {f.size - end - read} bytes hold no newline (a line "
+                f"over {MAX_LINE >> 20} MiB, or not text): not read"
+            )
         if summary.notes:  # a file read short is not remembered
             continue
         unchanged = before is not None and end == offset  # remembered as it is
         if not f.compressed and not unchanged:
             cache.put(
-                _active_key(f, fmt),
+                _active_key(f, kind),
                 {
                     "offset": end,
                     "tail": _tail_hash(f.path, end),
@@ -245,25 +361,39 @@ def summarize(
     return total, stats
 
 
-def _last_record(f: LogFile, start: int, line_base: int) -> tuple[Summary, int]:
+def _last_record(f: LogFile, start: int, line_base: int, tz: str) -> tuple[Summary, int]:
     """The app log's lines from `start` (where its last record begins) to its last
     newline. They are counted in this run but left for the next one to remember, as
     the record's traceback may still be being written."""
     end = _complete_end(f)
     if end <= start:
         return Summary(), 0
-    task = (str(f.path), False, start, end, f.path.name, line_base, "app")
+    task = (str(f.path), "", start, end, f.path.name, line_base, "app", tz)
     return Summary.from_json(_scan_task(task)), end - start
 
 
-def _active_key(f: LogFile, fmt: str) -> str:
+def _active_key(f: LogFile, kind: str) -> str:
     """A plain file's identity while it grows or is renamed: device and inode."""
     st = f.path.stat()
-    return f"{fmt}-inode-{st.st_dev}-{st.st_ino}"
+    return f"{kind}-inode-{st.st_dev}-{st.st_ino}"
+
+
+def zone_id(tz: str) -> str:
+    """A name for the zone stamps are read in: `tz`, or this machine's zone."""
+    if not tz:
+        try:
+            tz = os.environ.get("TZ") or os.readlink("/etc/localtime").split("zoneinfo/")[-1]
+        except OSError:
+            tz = "local"
+    return re.sub(r"[^A-Za-z0-9+-]", "_", tz)  # a file name part
 
 
 def _run(
-    jobs: list[tuple[LogFile, str | None, int, int]], workers: int, fmt: str, split_min: int
+    jobs: list[tuple[LogFile, str | None, int, int]],
+    workers: int,
+    fmt: str,
+    split_min: int,
+    tz: str,
 ) -> list[tuple[Summary, int]]:
     """Scan every job; big plain files are split across workers, others run whole."""
     tasks: list[tuple[int, tuple]] = []
@@ -273,9 +403,7 @@ def _run(
         ends.append(end)
         stop = None if f.compressed else end
         if f.compressed or workers < 2 or end - offset < split_min:
-            tasks.append(
-                (i, (str(f.path), f.compressed, offset, stop, f.path.name, line_base, fmt))
-            )
+            tasks.append((i, (str(f.path), f.codec, offset, stop, f.path.name, line_base, fmt, tz)))
             continue
         # many ranges, so that cores of uneven speed finish together
         parts = max(workers, min(RANGES_PER_WORKER * workers, (end - offset) // RANGE_MIN))
@@ -292,7 +420,7 @@ def _run(
         for a, b in itertools.pairwise(cuts):
             if a == b:
                 continue
-            tasks.append((i, (str(f.path), False, a, b, f.path.name, line_base, fmt)))
+            tasks.append((i, (str(f.path), "", a, b, f.path.name, line_base, fmt, tz)))
     outputs = _execute([t for _, t in tasks], workers)
     merged: list[Summary] = [Summary() for _ in jobs]
     for (i, _), out in zip(tasks, outputs, strict=True):
@@ -329,8 +457,8 @@ def _execute(tasks: list[tuple], workers: int) -> list[dict]:
 
 def _task_bytes(task: tuple) -> int:
     """About how many bytes a task reads (a gzip file: 6 times its size on disk)."""
-    path, compressed, start, end = task[:4]
-    return 6 * os.path.getsize(path) if compressed else end - start
+    path, codec, start, end = task[:4]
+    return 6 * os.path.getsize(path) if codec else end - start
 
 
 def _shift(hit: str, lines: int) -> str:
@@ -340,10 +468,10 @@ def _shift(hit: str, lines: int) -> str:
 
 
 def _scan_task(task: tuple) -> dict:
-    path, compressed, start, end, name, line_base, fmt = task
+    name = task[4]
     try:
-        return _scan_range(path, compressed, start, end, name, line_base, fmt)
-    except (EOFError, gzip.BadGzipFile, OSError) as exc:
+        return _scan_range(*task)
+    except READ_ERRORS as exc:
         s = Summary(notes=[f"{name}: read stopped early ({exc})"])
         return s.to_json()
 

@@ -105,6 +105,7 @@ class Hour:
     errors: Counter = field(default_factory=Counter)  # ERROR signature -> lines
     warnings: Counter = field(default_factory=Counter)  # WARNING signature -> lines
     codes: Counter = field(default_factory=Counter)  # exact status codes ("499", "504" ...)
+    calls: Counter = field(default_factory=Counter)  # httpx: "api.anthropic.com/v1/messages 200"
 
     def merge(self, o: Hour) -> None:
         self.requests += o.requests
@@ -117,6 +118,7 @@ class Hour:
         _capped_update(self.errors, o.errors)
         _capped_update(self.warnings, o.warnings)
         self.codes.update(o.codes)
+        self.calls.update(o.calls)
 
     @property
     def errors_5xx(self) -> int:
@@ -133,6 +135,7 @@ class Hour:
             "errors": dict(self.errors),
             "warnings": dict(self.warnings),
             "codes": dict(self.codes),
+            "calls": dict(self.calls),
         }
 
     @classmethod
@@ -147,6 +150,7 @@ class Hour:
             Counter(d["errors"]),
             Counter(d["warnings"]),
             Counter(d.get("codes", {})),
+            Counter(d.get("calls", {})),
         )
 
 
@@ -156,6 +160,7 @@ class Summary:
 
     hours: dict[str, Hour] = field(default_factory=dict)  # UTC "YYYY-mm-dd HH" -> Hour
     lines: int = 0
+    records: int = 0  # lines that start a record (a timestamp in the service's format)
     levels: Counter = field(default_factory=Counter)  # INFO/WARNING/ERROR/... lines
     continuation: int = 0  # lines without a timestamp (tracebacks, multi-line messages)
     unparsed: int = 0  # timestamped-looking lines that did not parse, bad bytes and all
@@ -181,6 +186,7 @@ class Summary:
         for k, h in o.hours.items():
             self.hour(k).merge(h)
         self.lines += o.lines
+        self.records += o.records
         self.levels.update(o.levels)
         self.continuation += o.continuation
         self.unparsed += o.unparsed
