@@ -108,10 +108,13 @@ class Words:
     def text_hash(self, pos: np.ndarray, length: np.ndarray) -> np.ndarray:
         """A 64-bit hash of the `length` (<= TEXT_WIDTH) bytes at each position."""
         h = length.astype(np.uint64)
+        shortest = int(length.min(initial=0))
         for i in range(0, int(min(length.max(initial=0), TEXT_WIDTH)), 8):
-            left = np.clip(length - i, 0, 8).astype(np.uint64)
-            mask = np.where(left >= 8, np.uint64(2**64 - 1), (np.uint64(1) << (left * 8)) - 1)
-            h = (h ^ (self.at(pos, i) & mask)) * _MIX
+            word = self.at(pos, i)
+            if i + 8 > shortest:  # (words wholly inside every value need no mask)
+                left = np.clip(length - i, 0, 8).astype(np.uint64)
+                word &= np.where(left >= 8, np.uint64(2**64 - 1), (np.uint64(1) << (left * 8)) - 1)
+            h = (h ^ word) * _MIX
             h ^= h >> np.uint64(29)
         return h
 
