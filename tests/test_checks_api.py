@@ -91,9 +91,20 @@ def test_template_generation_smoke_red_when_embeddings_fail(sandbox_factory, run
     entry = smoke(run_checks, sandbox_factory("embeddings-401").config)
     assert entry["outcome"] == "failed"
     assert entry["message"] == (
-        "request 1: during the smoke request the app log shows 2 embeddings calls answered "
-        "401; request 1: no policy sources: retrieval did not run (fallback answer?)"
+        "request 1: no policy sources: retrieval did not run (fallback answer?); request 1: "
+        "during the smoke request the app log shows 2 embeddings calls answered 401"
     ), entry["message"]
+
+
+def test_template_generation_smoke_red_when_the_app_log_cannot_be_read(sandbox, run_checks):
+    """A local app log that is not a file: what it could not see fails it, naming it."""
+    (sandbox.root / "elsewhere.log").mkdir()
+    cfg = sandbox.with_config(f'[paths]\napp_log = "{sandbox.root}/elsewhere.log"\n')
+    entry = smoke(run_checks, cfg)
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == (
+        f"request 1: app log: the app log {sandbox.root}/elsewhere.log is not a regular file"
+    )
 
 
 def test_template_generation_smoke_demands_the_operators_required_variables(sandbox, run_checks):

@@ -40,21 +40,20 @@ def test_template_generation_smoke(cfg, evidence):
         evidence.record(
             f"request {n} response time", res.elapsed_ms, "ms", cfg.service.timeout_s * 1000
         )
+        _judge_answer(evidence, n, res, req, cfg.thresholds.min_compliance_score)
         _judge_log(evidence, n, window)
-        if not res.answered or res.status != 200:
-            evidence.breach(f"request {n}: POST {res.url}: {res.error or res.status_text}")
-            continue
-        evidence.record(
-            f"request {n} compliance score",
-            alimtalk.compliance_score(res.body),
-            "",
-            cfg.thresholds.min_compliance_score,
-        )
-        for problem in alimtalk.generation_problems(
-            res.body, req.required_variables, cfg.thresholds.min_compliance_score
-        ):
-            evidence.breach(f"request {n}: {problem}")
     evidence.verdict()
+
+
+def _judge_answer(evidence, n: int, res, req, min_score: float) -> None:
+    """The answer to request `n`, judged on its substance."""
+    if not res.answered or res.status != 200:
+        evidence.breach(f"request {n}: POST {res.url}: {res.error or res.status_text}")
+        return
+    score = alimtalk.compliance_score(res.body)
+    evidence.record(f"request {n} compliance score", score, "", min_score)
+    for problem in alimtalk.generation_problems(res.body, req.required_variables, min_score):
+        evidence.breach(f"request {n}: {problem}")
 
 
 def _judge_log(evidence, n: int, window: logwindow.Window) -> None:
@@ -70,8 +69,8 @@ def _judge_log(evidence, n: int, window: logwindow.Window) -> None:
     if not window.generate_requests and not window.unseen:
         evidence.record(
             f"request {n} app log note",
-            "no generate request line was written: the request was served elsewhere "
-            "(another replica?); its LLM calls are not seen here",
+            "no generate request line was written to it during the request (served by "
+            "another replica, or not served?): its LLM calls are not seen here",
         )
     for what in window.unseen:
         evidence.breach(f"request {n}: app log: {what}")
