@@ -64,14 +64,14 @@ def _judge_log(evidence, n: int, window: logwindow.Window) -> None:
         return
     evidence.record(name, window.lines, "lines")
     evidence.record(f"request {n} LLM and embeddings calls in the app log", window.describe_calls())
-    for note in window.notes:
-        evidence.record(f"request {n} app log note", note)
+    notes = list(window.notes)
     if not window.generate_requests and not window.unseen:
-        evidence.record(
-            f"request {n} app log note",
+        notes.append(
             "no generate request line was written to it during the request (served by "
-            "another replica, or not served?): its LLM calls are not seen here",
+            "another replica, or not served?): its LLM calls are not seen here"
         )
+    if notes:
+        evidence.record(f"request {n} app log notes", "; ".join(notes))
     for what in window.unseen:
         evidence.breach(f"request {n}: app log: {what}")
     failures = window.describe_failures()
