@@ -28,7 +28,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from opscheck.sandbox.applog import ANTHROPIC, OPENAI_EMBEDDINGS, AppLog, http_call
+from opscheck.sandbox.applog import ANTHROPIC, OPENAI_EMBEDDINGS, AppLog, Record, http_call
 
 DIR_ENV = "OPSCHECK_SANDBOX_DIR"
 VERSION = "1.0.0"
@@ -325,6 +325,10 @@ POLICY_SOURCES = [
 ]
 WORKFLOW = "src.workflow.langgraph_workflow"
 LLM_CLIENT = "src.utils.llm_client"
+ANALYZER = "src.agents.request_analyzer"
+GENERATOR = "src.agents.template_generator"
+CHECKER = "src.agents.compliance_checker"
+VECTOR_STORE = "src.database.vector_store"
 NOT_JSON = "Expecting value: line 1 column 1 (char 0)"  # the LLM client's "" parsed as JSON
 
 
@@ -371,61 +375,46 @@ def _llm_failure() -> LlmFailure | None:
     return next((LLM_FAULTS[f] for f in LLM_FAULTS if f in faults), None)
 
 
-async def _llm_call(seconds: float) -> bool:
-    """One LLM call as the service's log shows it; False when the LLM failed (after the
-    SDK's retries on 5xx/529) and the LLM client logged its ERROR."""
+async def _llm_call(seconds: float) -> tuple[bool, list[Record]]:
+    """One LLM call; (answered, the records of its end for the caller to write with its
+    own). A failure ends after the SDK's retries (written as they happen) with the LLM
+    client's ERROR record, as the service logs it."""
     failure = _llm_failure()
     if failure is None:
         await asyncio.sleep(seconds)
-        LOG.write(http_call(ANTHROPIC, 200))
-        return True
-    for attempt in range(failure.retries + 1):
+        return True, [http_call(ANTHROPIC, 200)]
+    for attempt in range(failure.retries):
         await asyncio.sleep(0.05 * _scale())
-        if attempt == failure.retries:
-            LOG.write(
-                http_call(ANTHROPIC, failure.status),
-                (LLM_CLIENT, "ERROR", f"Error generating response: {failure.text()}"),
-            )
-            break
         delay = random.uniform(0.375, 0.5) * 2**attempt
-        LOG.write(
-            http_call(ANTHROPIC, failure.status),
-            (
-                "anthropic._base_client",
-                "INFO",
-                f"Retrying request to /v1/messages in {delay:.6f} seconds",
-            ),
-        )
+        retry = f"Retrying request to /v1/messages in {delay:.6f} seconds"
+        LOG.write(http_call(ANTHROPIC, failure.status), ("anthropic._base_client", "INFO", retry))
         await asyncio.sleep(delay * 0.5 * _scale())
-    return False
+    await asyncio.sleep(0.05 * _scale())
+    return False, [
+        http_call(ANTHROPIC, failure.status),
+        (LLM_CLIENT, "ERROR", f"Error generating response: {failure.text()}"),
+    ]
 
 
-async def _policy_search(seconds: float, query: str) -> list[str]:
-    """Two embeddings calls for the policy retrieval; the sources found, [] when failed."""
-    LOG.write(
-        (WORKFLOW, "INFO", "Retrieving relevant policies..."),
-        ("src.agents.policy_rag", "INFO", f"Searching for policies related to: {query[:100]}..."),
-    )
+async def _policy_search(seconds: float, query: str) -> tuple[list[str], list[Record]]:
+    """Two embeddings calls for the policy retrieval; (sources found, [] when the calls
+    failed; the records of its end)."""
     failing = SETTINGS.has("embeddings-401")
+    pending: list[Record] = []
     for _ in range(2):
         await asyncio.sleep(seconds / 2)
+        LOG.write(*pending)
         if failing:
-            LOG.write(
-                http_call(OPENAI_EMBEDDINGS, 401),
-                (
-                    "src.database.vector_store",
-                    "ERROR",
-                    f"Error searching policies: {EMBEDDINGS_401}",
-                ),
-            )
+            error = f"Error searching policies: {EMBEDDINGS_401}"
+            pending = [http_call(OPENAI_EMBEDDINGS, 401), (VECTOR_STORE, "ERROR", error)]
         else:
-            LOG.write(http_call(OPENAI_EMBEDDINGS, 200))
+            pending = [http_call(OPENAI_EMBEDDINGS, 200)]
     chunks = 0 if failing else 5
-    LOG.write(
+    pending += [
         ("src.agents.policy_rag", "INFO", f"Found {chunks} relevant policy chunks"),
         (WORKFLOW, "INFO", f"Retrieved {chunks} policy chunks"),
-    )
-    return [] if failing else list(POLICY_SOURCES)
+    ]
+    return ([] if failing else list(POLICY_SOURCES)), pending
 
 
 def _fallback(req: GenerateRequest, start: float) -> dict[str, Any]:
@@ -481,52 +470,52 @@ def _template_text(variables: list[str], service_type: str) -> str:
     return "\n".join(lines)
 
 
-async def _workflow(req: GenerateRequest) -> tuple[bool, bool, list[str]]:
-    """The three LLM steps and the retrieval, logged; (template made, checked, sources)."""
+async def _workflow(req: GenerateRequest) -> tuple[bool, list[str], list[Record]]:
+    """The three LLM steps and the retrieval, logged as the service does, in few appends;
+    (template made, policy sources, the records of its end)."""
     total = random.uniform(2.0, 3.0) * _scale()
     asked = req.user_request[:100]
     LOG.write(
         ("src.api.routes.templates", "INFO", f"Template generation request: {asked}..."),
         (WORKFLOW, "INFO", f"Starting workflow for request: {asked}..."),
         (WORKFLOW, "INFO", "Analyzing user request..."),
-        ("src.agents.request_analyzer", "INFO", f"Analyzing user request: {asked}..."),
+        (ANALYZER, "INFO", f"Analyzing user request: {asked}..."),
     )
-    if await _llm_call(0.3 * total):
-        LOG.write(
-            (LLM_CLIENT, "INFO", f"Request analysis completed in {0.3 * total:.2f}s (optimized)")
-        )
-    else:
-        LOG.write((LLM_CLIENT, "ERROR", f"Error parsing request analysis: {NOT_JSON}"))
+    analysed, end = await _llm_call(0.3 * total)
     LOG.write(
-        ("src.agents.request_analyzer", "INFO", "Request analysis completed successfully"),
+        *end,
+        (LLM_CLIENT, "INFO", f"Request analysis completed in {0.3 * total:.2f}s (optimized)")
+        if analysed
+        else (LLM_CLIENT, "ERROR", f"Error parsing request analysis: {NOT_JSON}"),
+        (ANALYZER, "INFO", "Request analysis completed successfully"),
         (WORKFLOW, "INFO", f"Request analysis completed: {req.business_type or '기타'}"),
+        (WORKFLOW, "INFO", "Retrieving relevant policies..."),
+        ("src.agents.policy_rag", "INFO", f"Searching for policies related to: {asked}..."),
     )
-    sources = await _policy_search(0.1 * total, req.user_request)
+    sources, end = await _policy_search(0.1 * total, req.user_request)
     LOG.write(
+        *end,
         (WORKFLOW, "INFO", "Generating template..."),
-        (
-            "src.agents.template_generator",
-            "INFO",
-            "Generating template based on analysis and policies",
-        ),
+        (GENERATOR, "INFO", "Generating template based on analysis and policies"),
     )
-    made = await _llm_call(0.4 * total)
+    made, end = await _llm_call(0.4 * total)
     LOG.write(
+        *end,
         (LLM_CLIENT, "INFO", f"Template generation completed in {0.4 * total:.2f}s (optimized)")
         if made
         else (LLM_CLIENT, "ERROR", f"Error generating template: {NOT_JSON}"),
-        ("src.agents.template_generator", "INFO", "Template generation completed successfully"),
+        (GENERATOR, "INFO", "Template generation completed successfully"),
         (WORKFLOW, "INFO", "Template generation completed"),
         (WORKFLOW, "INFO", "Checking compliance..."),
-        ("src.agents.compliance_checker", "INFO", "Starting compliance check for template"),
+        (CHECKER, "INFO", "Starting compliance check for template"),
     )
-    checked = await _llm_call(0.2 * total)
-    LOG.write(
+    checked, end = await _llm_call(0.2 * total)
+    end.append(
         (LLM_CLIENT, "INFO", f"Compliance check completed in {0.2 * total:.2f}s (optimized)")
         if checked
         else (LLM_CLIENT, "ERROR", f"Error checking compliance: {NOT_JSON}")
     )
-    return made, checked, sources
+    return made, sources, end
 
 
 @app.post("/api/v1/templates/generate")
@@ -534,8 +523,9 @@ async def generate(req: GenerateRequest) -> Any:
     """As the real route: only `user_request` reaches the workflow and the analyzer picks
     the variables; `required_variables` is ignored, the other fields fill metadata."""
     start = time.perf_counter()
-    made, _checked, sources = await _workflow(req)
+    made, sources, end = await _workflow(req)
     if not made or SETTINGS.has("silent-fallback"):
+        LOG.write(*end)
         body = _fallback(req, start)
         _stats["successful_generations"] += 1
         _stats["scores"].append(body["compliance"]["score"])
@@ -545,13 +535,8 @@ async def generate(req: GenerateRequest) -> Any:
     text = _template_text(variables, service_type)
     button = "자세히 보기"
     scored = score_template(text, variables, button)
-    LOG.write(
-        (
-            "src.agents.compliance_checker",
-            "INFO",
-            f"Compliance check completed. Score: {scored['compliance']['score']}",
-        )
-    )
+    score = scored["compliance"]["score"]
+    LOG.write(*end, (CHECKER, "INFO", f"Compliance check completed. Score: {score}"))
     elapsed = time.perf_counter() - start
     _stats["successful_generations"] += 1
     _stats["scores"].append(scored["compliance"]["score"])
@@ -598,8 +583,10 @@ async def validate(req: ValidateRequest) -> Any:
         ),
         ("src.agents.compliance_checker", "INFO", "Starting compliance check for template"),
     )
-    if not await _llm_call(random.uniform(0.1, 0.4) * _scale()):
-        LOG.write((LLM_CLIENT, "ERROR", f"Error checking compliance: {NOT_JSON}"))
+    checked, end = await _llm_call(random.uniform(0.1, 0.4) * _scale())
+    if not checked:
+        end.append((LLM_CLIENT, "ERROR", f"Error checking compliance: {NOT_JSON}"))
+    LOG.write(*end)
     scored = score_template(req.template_text, req.variables or [], req.button_text)
     c = scored["compliance"]
     report = f"컴플라이언스 점수 {c['score']}점, 위반 {len(c['violations'])}건"

@@ -16,6 +16,7 @@ from pathlib import Path
 ANTHROPIC = "https://api.anthropic.com/v1/messages"
 OPENAI_EMBEDDINGS = "https://api.openai.com/v1/embeddings"
 REASONS = {200: "OK", 401: "Unauthorized", 500: "Internal Server Error", 529: "<none>"}
+Record = tuple[str, str, str]  # (logger name, level, message)
 
 
 def stamp(now: datetime) -> str:
@@ -27,7 +28,7 @@ def line(name: str, level: str, message: str, now: datetime | None = None) -> st
     return f"{stamp(now or datetime.now())} - {name} - {level} - {message}\n"
 
 
-def http_call(url: str, status: int) -> tuple[str, str, str]:
+def http_call(url: str, status: int) -> Record:
     """The `httpx` INFO record of one call to the LLM or embeddings API."""
     reason = REASONS.get(status, "")
     return "httpx", "INFO", f'HTTP Request: POST {url} "HTTP/1.1 {status} {reason}"'
@@ -39,8 +40,10 @@ class AppLog:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def write(self, *records: tuple[str, str, str]) -> None:
+    def write(self, *records: Record) -> None:
         """The records, stamped now, in one append."""
+        if not records:
+            return
         now = datetime.now()
         data = "".join(line(name, level, msg, now) for name, level, msg in records)
         try:
