@@ -93,11 +93,11 @@ class FaultsAndTiming:
             return
         start = time.perf_counter()
         LOG.write((MAIN, "INFO", f"Request: {scope['method']} {scope['path']}"))
-        answered = {"status": 500}
 
         async def logged(message) -> None:
-            if message["type"] == "http.response.start":
-                answered["status"] = message["status"]
+            if message["type"] == "http.response.start":  # logged before it is sent, as
+                took = time.perf_counter() - start  # the service's middleware does
+                LOG.write((MAIN, "INFO", f"Response: {message['status']} - {took:.3f}s"))
             await send(message)
 
         try:
@@ -107,8 +107,6 @@ class FaultsAndTiming:
                 (MAIN, "ERROR", f"Request failed: {exc} - {time.perf_counter() - start:.3f}s")
             )
             raise
-        took = time.perf_counter() - start
-        LOG.write((MAIN, "INFO", f"Response: {answered['status']} - {took:.3f}s"))
 
     async def _serve(self, scope, receive, send, start: float) -> None:
         s = SETTINGS.get()
