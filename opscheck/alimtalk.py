@@ -91,39 +91,124 @@ def problems(t: Template) -> list[str]:
     return [p for rule in RULES for p in rule(t)]
 
 
+# Phrases of a text that reports its own failure: the LLM client's canned template
+# ("템플릿 생성에 실패했습니다."), not a healthy notice about a failed payment or delivery.
+FAILURE_TEXT = re.compile(
+    r"(?:템플릿|메시지|문구|알림톡)\s*(?:생성|작성)\S*\s*(?:에|이|을|중)?\s*(?:실패|오류|에러)"
+    r"|생성에\s*실패|생성\s*중\s*오류|failed to generate|generation failed",
+    re.I,
+)
+# Violations that say the compliance step itself did not run ("컴플라이언스 검사 실패",
+# "검증 중 오류 발생: ..."), as opposed to a rule the template broke.
+CHECK_FAILED = re.compile(r"검사\s*실패|검증\s*(?:중\s*)?(?:오류|실패)|check failed", re.I)
+FALLBACK_METHODS = ("fallback", "error")  # template.metadata.generation_method of fallbacks
+JSON_TYPES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+}
+
+
+def _part(body: dict, key: str) -> dict:
+    value = body.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _strings(value: object) -> list[str]:
+    """A JSON list's items as strings; anything else gives none."""
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def not_an_object(body: object) -> list[str]:
+    """The answer must be a JSON object (a list, a string, a number is a failure)."""
+    if isinstance(body, dict):
+        return []
+    if body is None:
+        return ["the answer is not a JSON object (no JSON body)"]
+    return [f"the answer is JSON but not an object: {JSON_TYPES.get(type(body), 'a value')}"]
+
+
+def compliance_score(body: object) -> float | None:
+    """`compliance.score` of a /generate answer, or None when there is none."""
+    if not isinstance(body, dict):
+        return None
+    score = _part(body, "compliance").get("score")
+    return score if isinstance(score, int | float) and not isinstance(score, bool) else None
+
+
+def fallback_tells(body: dict) -> list[str]:
+    """What shows that the answer came from the service's fallback path, not the LLM.
+
+    The real service answers 200, `success: true` and a compliant-looking score
+    (85.5) when its LLM is down (SERVICE.md); the substance tells: a notice without
+    any `#{...}` variable (the request analyzer always asks for `수신자명`), a text
+    that reports its own failure, a violation saying the compliance step failed, a
+    fallback `generation_method`, a failed request analysis.
+    """
+    tpl, comp, analysis = (
+        _part(body, "template"),
+        _part(body, "compliance"),
+        _part(body, "analysis"),
+    )
+    text = str(tpl.get("text") or "")
+    found: list[str] = []
+    if text.strip() and not used(text):
+        found.append(
+            "the template has no #{...} variable, yet the service always asks for "
+            "#{수신자명} (fallback answer?)"
+        )
+    said = FAILURE_TEXT.search(text)
+    if said:
+        line = next(ln for ln in text.splitlines() if said.group(0) in ln).strip()
+        found.append(f"the template text reports a failure: {line[:80]!r} (fallback answer?)")
+    for violation in _strings(comp.get("violations")):
+        if CHECK_FAILED.search(violation):
+            found.append(f"a compliance violation says the check itself failed: {violation[:80]!r}")
+    method = _part(tpl, "metadata").get("generation_method")
+    if method in FALLBACK_METHODS:
+        found.append(f"template.metadata.generation_method is {method!r} (fallback path)")
+    for concern in _strings(analysis.get("compliance_concerns")):
+        if "분석 실패" in concern:
+            found.append(f"the request analysis failed: {concern[:80]!r}")
+    return found
+
+
 def generation_problems(body: object, required: list[str], min_score: float) -> list[str]:
     """What is wrong with a /generate answer, judged on substance, not on `success`.
 
-    When its LLM or embeddings are down the service still answers 200, `success: true`
-    and a compliant-looking template from a fallback path; the tells are the
-    workflow's own errors, no policy sources (retrieval did not run), and a text that
-    ignores the variables the request required.
+    Beyond the template rules: the variables an operator required (none by default:
+    the real service ignores `required_variables`), the fallback tells, a score
+    under `min_score`, the workflow's own errors, and no policy sources (retrieval
+    did not run: the embeddings are down).
     """
     if not isinstance(body, dict):
-        return ["the answer is not a JSON object"]
+        return not_an_object(body)
     if body.get("success") is not True:
         return [f"success is {body.get('success')!r}"]
-    tpl = body.get("template") if isinstance(body.get("template"), dict) else {}
-    comp = body.get("compliance") if isinstance(body.get("compliance"), dict) else {}
-    flow = body.get("workflow_info") if isinstance(body.get("workflow_info"), dict) else {}
+    tpl, flow = _part(body, "template"), _part(body, "workflow_info")
     found: list[str] = []
+    if not isinstance(tpl.get("variables", []), list):
+        found.append("template.variables is not a list")
     template = Template(
-        str(tpl.get("text", "")),
-        [str(v) for v in tpl.get("variables") or []],
+        str(tpl.get("text") or ""),
+        _strings(tpl.get("variables")),
         str(tpl.get("button_suggestion") or ""),
     )
     found += problems(template)
     missing = [v for v in required if v not in used(template.text)]
     if missing:
         found.append(f"required variables missing from the text: {', '.join(missing)}")
-    score = comp.get("score")
-    if not isinstance(score, int | float):
+    found += fallback_tells(body)
+    score = compliance_score(body)
+    if score is None:
         found.append("no compliance score in the answer")
     elif score < min_score:
         found.append(f"compliance score is {score:g}, minimum {min_score:g}")
     errors = flow.get("errors")
     if errors:
-        shown = "; ".join(str(e)[:120] for e in errors[:3])
+        shown = "; ".join(str(e)[:120] for e in _strings(errors)[:3]) or str(errors)[:120]
         found.append(f"the workflow reports errors (fallback answer?): {shown}")
     if not flow.get("policy_sources"):
         found.append("no policy sources: retrieval did not run (fallback answer?)")

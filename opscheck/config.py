@@ -39,7 +39,13 @@ class _Section(BaseModel):
 
 
 class SmokeRequest(_Section):
-    """One generation request of the daily smoke test (a run nonce is appended)."""
+    """One generation request of the daily smoke test (a run nonce is appended).
+
+    The real service passes only `user_request` to its workflow: its request analyzer
+    picks the variables itself (always 수신자명, more on keywords), and the other fields
+    only fill metadata. `required_variables` are demanded in the answer's text only when
+    set, for a deployment that honours them.
+    """
 
     user_request: str = Field(min_length=10, max_length=900)
     business_type: str = ""
@@ -52,7 +58,6 @@ CANONICAL_SMOKE = [
         user_request="피자 주문 완료 안내 메시지를 만들어 주세요",
         business_type="음식점",
         service_type="주문",
-        required_variables=["고객명", "주문번호"],
     )
 ]
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -13,30 +18,173 @@ def only(check_id: str) -> list[str]:
     return [*DAILY, "-k", f"test_{check_id}"]
 
 
+def smoke(run_checks, config) -> dict:
+    return run_checks(config, *only("template_generation_smoke")).one("template_generation_smoke")
+
+
+def evidence_of(entry: dict) -> dict:
+    return {e["name"]: e["value"] for e in entry["evidence"]}
+
+
+FALLBACK_TELLS = (
+    "request 1: the template has no #{...} variable, yet the service always asks for "
+    "#{수신자명} (fallback answer?)",
+    "request 1: the template text reports a failure: '안녕하세요 템플릿 생성에 실패했습니다.' "
+    "(fallback answer?)",
+    "request 1: a compliance violation says the check itself failed: '컴플라이언스 검사 실패'",
+)
+
+
 def test_template_generation_smoke_green(sandbox, run_checks):
-    entry = run_checks(sandbox.config, *only("template_generation_smoke")).one(
-        "template_generation_smoke"
-    )
+    """The default request demands nothing the real service cannot give (it ignores
+    required_variables); the app log's lines of the request are read and are healthy."""
+    entry = smoke(run_checks, sandbox.config)
     assert entry["outcome"] == "passed", entry
     ev = {e["name"]: e for e in entry["evidence"]}
     assert ev["request 1 compliance score"]["limit"] == 80
     assert ev["request 1 compliance score"]["value"] >= 80
+    assert ev["request 1 app log during the request"]["value"] > 20
+    assert ev["request 1 app log during the request"]["unit"] == "lines"
+    calls = ev["request 1 LLM and embeddings calls in the app log"]["value"]
+    assert calls == "LLM 200: 3, embeddings 200: 2"
 
 
 def test_template_generation_smoke_red_on_silent_fallback(sandbox_factory, run_checks):
-    """The replica answers like the real service with its LLM down: 200, success: true,
-    a compliant-looking template. Only the substance tells."""
-    sb = sandbox_factory("silent-fallback")
-    entry = run_checks(sb.config, *only("template_generation_smoke")).one(
-        "template_generation_smoke"
-    )
+    """The exact fallback body of the real service with its LLM down (200, success: true,
+    score 85.5, no workflow errors, policy sources present), its app log healthy:
+    the substance alone tells."""
+    entry = smoke(run_checks, sandbox_factory("silent-fallback").config)
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == "; ".join(FALLBACK_TELLS), entry["message"]
+    ev = evidence_of(entry)
+    assert ev["request 1 compliance score"] == 85.5, "score alone would pass it"
+
+
+@pytest.mark.parametrize(
+    ("fault", "calls", "status", "kind"),
+    [
+        ("llm-down", "9 LLM calls answered 500", "500", "api_error"),
+        ("llm-401", "3 LLM calls answered 401", "401", "authentication_error"),
+        ("llm-overloaded", "9 LLM calls answered 529", "529", "overloaded_error"),
+    ],
+)
+def test_template_generation_smoke_red_when_the_llm_fails(
+    sandbox_factory, run_checks, fault, calls, status, kind
+):
+    """The LLM answers 500, 401 or 529 as in the real service: the fallback body's
+    substance and the app log's lines of the request both say so."""
+    entry = smoke(run_checks, sandbox_factory(fault).config)
     assert entry["outcome"] == "failed"
     msg = entry["message"]
-    assert "request 1: required variables missing from the text: 주문번호" in msg
-    assert "request 1: the workflow reports errors (fallback answer?): LLM 호출 실패" in msg
-    assert "request 1: no policy sources: retrieval did not run (fallback answer?)" in msg
-    score = next(e for e in entry["evidence"] if e["name"] == "request 1 compliance score")
-    assert score["value"] >= 80, "the fallback looks compliant: score alone would pass it"
+    for tell in FALLBACK_TELLS:
+        assert tell in msg
+    log = (
+        f"request 1: during the smoke request the app log shows {calls}, 6 "
+        'src.utils.llm_client ERROR lines (first: "Error generating response: Error code: '
+        f"{status} - {{'type': 'error', 'error': {{'type': '{kind}', "
+    )
+    assert log in msg, msg
+
+
+def test_template_generation_smoke_red_when_embeddings_fail(sandbox_factory, run_checks):
+    """Only the embeddings answer 401: a normal-looking template without policy sources."""
+    entry = smoke(run_checks, sandbox_factory("embeddings-401").config)
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == (
+        "request 1: no policy sources: retrieval did not run (fallback answer?); request 1: "
+        "during the smoke request the app log shows 2 embeddings calls answered 401"
+    ), entry["message"]
+
+
+def test_template_generation_smoke_red_when_the_app_log_cannot_be_read(sandbox, run_checks):
+    """A local app log that is not a file: what it could not see fails it, naming it."""
+    (sandbox.root / "elsewhere.log").mkdir()
+    cfg = sandbox.with_config(f'[paths]\napp_log = "{sandbox.root}/elsewhere.log"\n')
+    entry = smoke(run_checks, cfg)
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == (
+        f"request 1: app log: the app log {sandbox.root}/elsewhere.log is not a regular file"
+    )
+
+
+def test_template_generation_smoke_demands_the_operators_required_variables(sandbox, run_checks):
+    """An operator's required_variables are still demanded (their deployment may honour
+    them); the stock service, as the replica, ignores them: red, naming them."""
+    asked = (
+        'smoke_requests = [{ user_request = "피자 주문 완료 안내 메시지를 만들어 주세요", '
+        'required_variables = ["주문번호"] }]\n'
+    )
+    cfg = sandbox.root / "required.toml"
+    cfg.write_text(sandbox.config.read_text().replace("[service]\n", "[service]\n" + asked, 1))
+    entry = smoke(run_checks, cfg)
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == "request 1: required variables missing from the text: 주문번호"
+
+
+@contextmanager
+def answering(body: bytes) -> Iterator[str]:
+    """A real HTTP server on loopback that answers every POST 200 with `body`."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'[{"success": true}]', "the answer is JSON but not an object: an array"),
+        (b'"templates"', "the answer is JSON but not an object: a string"),
+        (b"<html>busy</html>", "the answer is not a JSON object (no JSON body)"),
+    ],
+)
+def test_template_generation_smoke_red_on_an_answer_that_is_not_an_object(
+    tmp_path, run_checks, body, reason
+):
+    """200 with JSON that is not an object: a failure with its reason, no AttributeError."""
+    with answering(body) as url:
+        cfg = tmp_path / "opscheck.toml"
+        cfg.write_text(f'[service]\nbase_url = "{url}"\n[paths]\napp_dir = "{tmp_path}"\n')
+        entry = smoke(run_checks, cfg)
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == f"request 1: {reason}"
+    ev = evidence_of(entry)
+    assert ev["request 1 app log during the request"] == (
+        f"not read: {tmp_path}/logs/app.log is not on this machine"
+    )
+    assert ev["request 1 compliance score"] is None
+
+
+def test_template_generation_smoke_red_on_parts_of_the_wrong_type(tmp_path, run_checks):
+    """An object whose parts are lists or strings is judged, not a traceback."""
+    answer = {"success": True, "template": ["x"], "compliance": [], "workflow_info": "none"}
+    with answering(json.dumps(answer).encode()) as url:
+        cfg = tmp_path / "opscheck.toml"
+        cfg.write_text(f'[service]\nbase_url = "{url}"\n[paths]\napp_dir = "{tmp_path}"\n')
+        entry = smoke(run_checks, cfg)
+    assert entry["outcome"] == "failed"
+    assert entry["message"] == (
+        "request 1: the body is empty; request 1: no compliance score in the answer; "
+        "request 1: no policy sources: retrieval did not run (fallback answer?)"
+    ), entry["message"]
 
 
 def test_template_generation_smoke_red_on_low_score_and_errors(sandbox_factory, run_checks):

@@ -77,6 +77,12 @@ MATRIX = {
     ("empty-backup",): {"backup_fresh"},
     ("tiny-backup",): {"backup_fresh"},
     ("symlinked-chroma",): set(),  # every night's archive holds only the link: weekly's job
+    # the LLM fails during the smoke request: the fallback body and the LLM client's
+    # ERROR lines (a signature the week before never had) tell, as on the real service
+    ("llm-down",): {"template_generation_smoke", "error_log_review"},
+    ("llm-401",): {"template_generation_smoke", "error_log_review", "llm_api_errors"},
+    ("llm-overloaded",): {"template_generation_smoke", "error_log_review"},
+    ("embeddings-401",): {"template_generation_smoke", "error_log_review", "llm_api_errors"},
 }
 
 

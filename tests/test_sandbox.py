@@ -206,7 +206,11 @@ def test_api_replica_shapes(sandbox):
     body = g.json()
     assert g.status_code == 200 and body["success"] is True
     assert set(body) == {"success", "template", "compliance", "analysis", "workflow_info"}
-    assert "#{주문번호}" in body["template"]["text"]
+    # as the real service: required_variables never reach the workflow; the analyzer
+    # picks 수신자명 (and keyword variables: none in this request)
+    assert "#{주문번호}" not in body["template"]["text"]
+    assert "#{수신자명}" in body["template"]["text"]
+    assert body["template"]["variables"] == ["수신자명"]
     assert set(body["workflow_info"]) == {
         "iterations",
         "errors",
@@ -234,6 +238,96 @@ def test_api_replica_shapes(sandbox):
     assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
     stats = requests.get(url + "/stats", timeout=5).json()
     assert stats["successful_generations"] == 1
+
+
+def generate(sb, user_request: str) -> tuple[dict, list[str]]:
+    """One generation; (its answer, the app log lines the replica wrote meanwhile)."""
+    log = sb.root / "app" / "logs" / "app.log"
+    size = log.stat().st_size
+    body = requests.post(
+        base_url(sb) + "/api/v1/templates/generate", json={"user_request": user_request}, timeout=10
+    ).json()
+    with open(log, "rb") as f:
+        f.seek(size)
+        return body, f.read().decode("utf-8").splitlines()
+
+
+def test_generation_picks_variables_like_the_real_analyzer(sandbox):
+    body, _ = generate(sandbox, "치과 진료 예약 확정 안내, 전화번호와 예약 일정 포함")
+    assert body["template"]["variables"] == ["수신자명", "날짜", "연락처", "코드"]
+    for name in body["template"]["variables"]:
+        assert f"#{{{name}}}" in body["template"]["text"]
+
+
+def test_generation_writes_the_real_services_log_lines(sandbox):
+    body, lines = generate(sandbox, "피자 주문 완료 안내 메시지를 만들어 주세요")
+    assert body["template"]["variables"] == ["수신자명"]
+    assert lines and all(LOG_LINE.match(line) for line in lines), lines
+    text = "\n".join(lines)
+    assert lines[0].endswith(" - src.api.main - INFO - Request: POST /api/v1/templates/generate")
+    assert re.search(r" - src\.api\.main - INFO - Response: 200 - \d+\.\d{3}s$", lines[-1])
+    ok = 'httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/messages "HTTP/1.1 200 OK"'
+    assert text.count(ok) == 3
+    assert text.count('v1/embeddings "HTTP/1.1 200 OK"') == 2
+    assert " - ERROR - " not in text
+
+
+@pytest.mark.parametrize(
+    ("fault", "status", "kind", "attempts"),
+    [
+        ("llm-down", "500 Internal Server Error", "api_error", 3),
+        ("llm-401", "401 Unauthorized", "authentication_error", 1),
+        ("llm-overloaded", "529 <none>", "overloaded_error", 3),
+    ],
+)
+def test_llm_faults_fail_like_the_real_llm(sandbox_factory, fault, status, kind, attempts):
+    """Each of the three LLM calls fails (5xx/529 retried twice by the SDK), the LLM client
+    logs its ERROR, /health stays healthy and generation answers the real fallback body."""
+    sb = sandbox_factory(fault)
+    body, lines = generate(sb, "피자 주문 완료 안내 메시지를 만들어 주세요")
+    assert all(LOG_LINE.match(line) for line in lines), lines
+    text = "\n".join(lines)
+    assert text.count(f'api.anthropic.com/v1/messages "HTTP/1.1 {status}"') == 3 * attempts
+    assert text.count("anthropic._base_client - INFO - Retrying request to /v1/messages") == (
+        3 * (attempts - 1)
+    )
+    errors = [line for line in lines if " - src.utils.llm_client - ERROR - " in line]
+    assert len(errors) == 6
+    code = status.split()[0]
+    assert (
+        f"Error generating response: Error code: {code} - "
+        f"{{'type': 'error', 'error': {{'type': '{kind}', 'message': '"
+    ) in errors[0]
+    assert body["template"]["text"].startswith("안녕하세요 템플릿 생성에 실패했습니다.\n\n※ ")
+    assert body["template"]["variables"] == []
+    assert body["compliance"]["score"] == 85.5 and body["compliance"]["is_compliant"] is True
+    assert "컴플라이언스 검사 실패" in body["compliance"]["violations"]
+    assert body["analysis"]["message_purpose"] == "일반 안내"
+    assert body["workflow_info"]["errors"] == [] and body["workflow_info"]["policy_sources"]
+    assert requests.get(base_url(sb) + "/health", timeout=5).json()["status"] == "healthy"
+
+
+def test_silent_fallback_serves_the_fallback_body_with_a_healthy_log(sandbox_factory):
+    sb = sandbox_factory("silent-fallback")
+    body, lines = generate(sb, "피자 주문 완료 안내 메시지를 만들어 주세요")
+    assert body["template"]["text"] == (
+        "안녕하세요 템플릿 생성에 실패했습니다.\n\n"
+        "※ 이 메시지는 주문을 하신 분들께 발송되는 정보성 안내입니다."
+    )
+    assert body["compliance"]["violations"] == [
+        "정보성 메시지 표시가 없습니다",
+        "컴플라이언스 검사 실패",
+    ]
+    assert " - ERROR - " not in "\n".join(lines)
+
+
+def test_embeddings_401_gives_no_policy_sources(sandbox_factory):
+    body, lines = generate(
+        sandbox_factory("embeddings-401"), "피자 주문 완료 안내 메시지를 만들어 주세요"
+    )
+    assert body["workflow_info"]["policy_sources"] == [] and body["workflow_info"]["errors"] == []
+    assert "#{수신자명}" in body["template"]["text"]
+    assert "\n".join(lines).count('v1/embeddings "HTTP/1.1 401 Unauthorized"') == 2
 
 
 def test_errors_fault_fails_exactly_the_configured_share(sandbox_factory):

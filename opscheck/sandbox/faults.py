@@ -314,8 +314,8 @@ FAULTS: dict[str, Fault] = {
         Fault(
             "silent-fallback",
             "server",
-            "generation answers 200 and success from a canned "
-            "fallback, as the real service does when its LLM is down",
+            "generation answers the real service's LLM-down fallback body "
+            "(200, success) while the app log shows healthy LLM calls",
         ),
         Fault("tls-expiring", "server", "HTTPS with a certificate expiring in 5 days"),
         Fault("tls-expired", "server", "HTTPS with a certificate that expired 2 days ago"),
@@ -445,6 +445,26 @@ FAULTS: dict[str, Fault] = {
             "file",
             "not a fault: rotated logs named by date (dateext) and compressed with xz",
             _dateext_logs,
+        ),
+        Fault(
+            "llm-down",
+            "server",
+            "the LLM answers 500 api_error (retried twice): generation answers the fallback",
+        ),
+        Fault(
+            "llm-401",
+            "server",
+            "the LLM answers 401 authentication_error (a revoked key): the fallback answer",
+        ),
+        Fault(
+            "llm-overloaded",
+            "server",
+            "the LLM answers 529 overloaded_error (retried twice): the fallback answer",
+        ),
+        Fault(
+            "embeddings-401",
+            "server",
+            "the embeddings API answers 401: a normal-looking template, no policy sources",
         ),
     )
 }
