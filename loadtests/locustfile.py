@@ -4,15 +4,33 @@ Korean requests as in the guide's testing chapter; a response counts as failed w
 is not 200 or its `success` (health: `status`) is not what the service promises.
 Requests are named by endpoint so Locust's statistics group cleanly. The request text
 gets a counter so the service's per-request cache does not answer for it.
+
+Each Locust process keeps its own statistics of the requests its users completed (as
+Locust records them), counts the requests they started, and those Locust killed while
+they ran because they outlasted the run and its stop timeout: Locust's statistics do not
+hold those at all. At quit it writes them (and, in the process that holds Locust's own
+statistics, when they began) to `$OPSCHECK_LOCUST_COUNTS/counts-<pid>.json`.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
+import os
 import random
+from pathlib import Path
+from typing import Any
 
-from locust import FastHttpUser, between, task
+from gevent import GreenletExit
+from locust import FastHttpUser, between, events, task
+from locust.runners import WorkerRunner
+from locust.stats import RequestStats
 
+COUNTS_ENV = "OPSCHECK_LOCUST_COUNTS"
+GENERATE = "POST /api/v1/templates/generate"
+HEALTH = "GET /health"
+VALIDATE = "POST /api/v1/templates/validate"
+ENDPOINTS = (GENERATE, HEALTH, VALIDATE)
 REQUESTS = [
     ("피자 주문 완료 안내", "음식점", "주문"),
     ("온라인 강의 수강 신청 완료", "교육", "신청"),
@@ -22,6 +40,11 @@ REQUESTS = [
 ]
 TEMPLATE = "안녕하세요 #{고객명}님, 주문하신 #{상품명}이 #{배송일}에 출발합니다."
 _serial = itertools.count()
+_started = dict.fromkeys(ENDPOINTS, 0)
+_killed = dict.fromkeys(ENDPOINTS, 0)  # in flight when Locust killed its user
+_stopping: list[bool] = []  # not empty once Locust began to stop its users
+_stats = RequestStats()  # this process's own: a worker's last report to the master is lost
+_environment: list = []  # the Environment, from the init event
 
 
 class ServiceUser(FastHttpUser):
@@ -35,29 +58,33 @@ class ServiceUser(FastHttpUser):
             "business_type": business,
             "service_type": service,
         }
-        with self.client.post(
-            "/api/v1/templates/generate",
-            json=body,
-            catch_response=True,
-            name="POST /api/v1/templates/generate",
-        ) as resp:
-            _expect(resp, lambda doc: doc.get("success") is True)
+        self._call(GENERATE, body, lambda doc: doc.get("success") is True)
 
     @task(1)
     def health(self) -> None:
-        with self.client.get("/health", catch_response=True, name="GET /health") as resp:
-            _expect(resp, lambda doc: doc.get("status") == "healthy")
+        self._call(HEALTH, None, lambda doc: doc.get("status") == "healthy")
 
     @task(1)
     def validate(self) -> None:
         body = {"template_text": TEMPLATE, "variables": ["고객명", "상품명", "배송일"]}
-        with self.client.post(
-            "/api/v1/templates/validate",
-            json=body,
-            catch_response=True,
-            name="POST /api/v1/templates/validate",
-        ) as resp:
-            _expect(resp, lambda doc: doc.get("success") is True)
+        self._call(VALIDATE, body, lambda doc: doc.get("success") is True)
+
+    def _call(self, name: str, body: dict[str, Any] | None, ok) -> None:
+        """One request named `name` ("METHOD /path"), counted as started before it is sent.
+        One begun after Locust began to stop (a user it killed as it woke) is not counted
+        as killed in flight: it did not outlast the run."""
+        method, path = name.split(" ", 1)
+        _started[name] += 1
+        late = bool(_stopping)
+        try:
+            with self.client.request(
+                method, path, json=body, catch_response=True, name=name
+            ) as resp:
+                _expect(resp, ok)
+        except GreenletExit:
+            if not late:
+                _killed[name] += 1
+            raise
 
 
 def _expect(resp, ok) -> None:
@@ -73,3 +100,37 @@ def _expect(resp, ok) -> None:
         resp.failure("answer says it failed")
     else:
         resp.success()
+
+
+@events.init.add_listener
+def _keep_environment(environment, **_kwargs) -> None:
+    _environment.append(environment)
+
+
+@events.test_stopping.add_listener
+def _note_stopping(**_kwargs) -> None:
+    _stopping.append(True)
+
+
+@events.request.add_listener
+def _record(request_type, name, response_time, response_length, exception=None, **_kwargs):
+    """As Locust's own runner records a request, into this process's statistics."""
+    _stats.log_request(request_type, name, response_time, response_length)
+    if exception:
+        _stats.log_error(request_type, name, exception)
+
+
+@events.quit.add_listener
+def _write_counts(**_kwargs) -> None:
+    folder = os.environ.get(COUNTS_ENV)
+    if not folder:
+        return
+    doc: dict[str, Any] = {
+        "started": _started,
+        "killed": _killed,
+        "stats": _stats.serialize_stats(),
+    }
+    env = _environment[0] if _environment else None
+    if env is not None and not isinstance(env.runner, WorkerRunner):
+        doc["stats_start"] = env.stats.total.start_time  # Locust's RPS counts from here
+    Path(folder, f"counts-{os.getpid()}.json").write_text(json.dumps(doc))

@@ -14,7 +14,12 @@ def _run(cfg, report_file, profile: load.Profile, tag: str) -> load.LoadRun:
     return load.run(s.base_url, profile, html, s.timeout_s, s.ca_bundle)
 
 
-def _verdict(result: load.LoadRun) -> load.LoadRun:
+def _profile(cfg, users: int, spawn_rate: float, duration_s: float, workers: int = 0):
+    """A request running at the end may still finish within the service's timeout_s."""
+    return load.Profile(users, spawn_rate, duration_s, workers, cfg.service.timeout_s)
+
+
+def _verdict(result: load.LoadRun, min_requests: int) -> load.LoadRun:
     """The run, if it can give a verdict; else the check errors (in setup), saying why."""
     if result.error:
         pytest.fail(f"no verdict: {result.error}", pytrace=False)
@@ -25,34 +30,56 @@ def _verdict(result: load.LoadRun) -> load.LoadRun:
             "[load] workers or fewer users",
             pytrace=False,
         )
-    if result.total is None or not result.total.requests:
-        pytest.fail("no verdict: Locust completed no request", pytrace=False)
+    reasons = [_in_flight(result), _too_few(result, min_requests)]
+    if any(reasons):
+        pytest.fail("no verdict: " + "; ".join(r for r in reasons if r), pytrace=False)
     return result
+
+
+def _in_flight(result: load.LoadRun) -> str:
+    """Requests Locust's statistics do not hold: still running when it killed its users."""
+    n = result.total.in_flight
+    if not n:
+        return ""
+    per = ", ".join(f"{s.name} {s.in_flight}" for s in result.endpoints if s.in_flight)
+    noun = "request" if n == 1 else "requests"
+    return f"{n} {noun} still in flight at the end (slower than the run): {per}"
+
+
+def _too_few(result: load.LoadRun, min_requests: int) -> str:
+    short = [s for s in [*result.endpoints, result.total] if s.requests < min_requests]
+    if not short:
+        return ""
+    counts = ", ".join(f"{s.name} {s.requests} completed" for s in short)
+    return f"too few samples: {counts}, need {min_requests} ([load] min_requests)"
 
 
 @pytest.fixture(scope="module")
 def weekly_load(cfg, report_file):
     """One run of the configured [load] profile, shared by the checks below."""
     p = cfg.load
-    profile = load.Profile(p.users, p.spawn_rate, p.duration_s, p.workers)
+    profile = _profile(cfg, p.users, p.spawn_rate, p.duration_s, p.workers)
     return _run(cfg, report_file, profile, "locust")
 
 
 @pytest.fixture
-def weekly_verdict(weekly_load):
-    return _verdict(weekly_load)
+def weekly_verdict(weekly_load, cfg):
+    return _verdict(weekly_load, cfg.load.min_requests)
 
 
 @pytest.fixture
 def predeploy_verdict(cfg, report_file):
     p = cfg.load
-    profile = load.Profile(p.predeploy_users, p.predeploy_users, p.predeploy_duration_s)
-    return _verdict(_run(cfg, report_file, profile, "locust-predeploy"))
+    profile = _profile(cfg, p.predeploy_users, p.predeploy_users, p.predeploy_duration_s)
+    return _verdict(_run(cfg, report_file, profile, "locust-predeploy"), p.min_requests)
 
 
 def judge(result: load.LoadRun, cfg, evidence: Recorder) -> None:
     """p95 and failures per endpoint and in aggregate; RPS in aggregate."""
     limits = cfg.load
+    evidence.record("requests still in flight at the end", result.total.in_flight, limit=0)
+    fewest = min(s.requests for s in result.endpoints)
+    evidence.record("fewest completed requests of an endpoint", fewest, limit=limits.min_requests)
     for s in [*result.endpoints, result.total]:
         evidence.record(f"{s.name}: requests / failures", f"{s.requests} / {s.failures}")
         evidence.record(f"{s.name}: requests per second", round(s.rps, 2), "rps")

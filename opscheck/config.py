@@ -160,8 +160,9 @@ class Load(_Section):
     max_error_percent: float = Field(1.0, ge=0)
     min_rps: float = Field(0.0, ge=0)
     workers: int = Field(0, ge=0)
-    predeploy_users: int = Field(3, ge=1)
-    predeploy_duration_s: float = Field(20, gt=0)
+    predeploy_users: int = Field(10, ge=1)  # enough for min_requests of each endpoint
+    predeploy_duration_s: float = Field(60, gt=0)
+    min_requests: int = Field(20, ge=1)  # completed per judged endpoint, else no verdict
 
 
 TELEMETRY_NOISE = "Failed to send telemetry event"

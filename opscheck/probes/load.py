@@ -1,17 +1,29 @@
 """A Locust run against the service, headless, in its own process, bounded in time.
 
 Locust's gevent monkey-patching must not enter pytest's process, so Locust runs as
-`python -m locust` in a subprocess with `--csv` and `--html`; its CSV statistics are
-read back. While it runs, a separate client in this process samples `/health`, so
-"does /health still answer under load" is measured outside Locust's own users.
-A run that overruns its hard wall-clock limit is killed (its process group) and
-reported; a load generator that saturated its CPU (Locust's own warning) is flagged,
-since its response times are not the service's.
+`python -m locust` in a subprocess. Its statistics are read back as Locust serializes
+them (per endpoint: counts and its histogram of response times; percentiles are
+computed from it as Locust computes them), written at quit by each Locust process's
+locustfile into the run's temp dir: Locust's own `_stats.csv` is written once a second
+and misses the requests that end while its users stop, and in distributed mode
+(`--processes`) the master's statistics, `--json` included, miss the workers' last
+reports. In local mode Locust's own `--json-file` must agree with them.
+
+The locustfile also counts the requests its users started and those still in flight
+when Locust killed its users at the end of the run and its stop timeout (a generation
+slower than the run): Locust's statistics do not hold those at all.
+
+While it runs, a separate client in this process samples `/health`, so "does /health
+still answer under load" is measured outside Locust's own users. A run that overruns
+its hard wall-clock limit is killed (its process group) and reported; a load generator
+that saturated its CPU (Locust's own warning) is flagged, since its response times are
+not the service's.
 """
 
 from __future__ import annotations
 
-import csv
+import json
+import math
 import os
 import signal
 import subprocess
@@ -19,13 +31,17 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from opscheck.probes.http import get_json
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+COUNTS_ENV = "OPSCHECK_LOCUST_COUNTS"  # as loadtests/locustfile.py reads it
 SATURATION = "CPU usage above"  # Locust: "CPU usage above 90%! This may constrain ..."
+AGGREGATED = "Aggregated"
 
 
 @dataclass(frozen=True)
@@ -34,20 +50,23 @@ class Profile:
     spawn_rate: float
     duration_s: float
     processes: int = 0  # > 0: Locust forks this many worker processes (--processes)
+    stop_timeout_s: float = 5.0  # how long a request running at the end may still finish
 
 
 @dataclass
 class Stats:
-    """One row of Locust's statistics: an endpoint, or "Aggregated"."""
+    """One endpoint's completed requests, or all of them ("Aggregated")."""
 
     name: str
-    requests: int
+    requests: int  # completed (answered or failed), as Locust recorded them
     failures: int
     rps: float
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
     avg_ms: float | None
+    started: int = 0  # by Locust's users
+    in_flight: int = 0  # still running when Locust killed its users at the end: unmeasured
 
     @property
     def failure_percent(self) -> float:
@@ -70,6 +89,11 @@ class LoadRun:
     seconds: float = 0.0
     html: Path | None = None
     health: HealthSamples = field(default_factory=HealthSamples)
+    locust_json_requests: int | None = None  # local mode: Locust's own --json-file total
+
+
+class StatsError(Exception):
+    """Locust's statistics could not be read; the message says why, in one line."""
 
 
 def run(
@@ -81,38 +105,12 @@ def run(
     slack_s: float = 30.0,
 ) -> LoadRun:
     """Drive `profile` against `base_url`; the Locust process gets at most
-    duration + `slack_s` seconds before it is killed."""
+    duration + stop timeout + `slack_s` seconds before it is killed."""
     result = LoadRun(html=html)
     with tempfile.TemporaryDirectory(prefix="opscheck-locust-") as tmp:
-        prefix = Path(tmp) / "run"
-        cmd = [
-            sys.executable,
-            "-m",
-            "locust",
-            "-f",
-            str(LOCUSTFILE),
-            "--headless",
-            "--host",
-            base_url,
-            "-u",
-            str(profile.users),
-            "-r",
-            str(profile.spawn_rate),
-            "-t",
-            f"{max(1, round(profile.duration_s))}s",
-            "--csv",
-            str(prefix),
-            "--only-summary",
-            "--exit-code-on-error",
-            "0",
-            "--stop-timeout",
-            "5",
-        ]
-        if html is not None:
-            cmd += ["--html", str(html)]
-        if profile.processes > 0:
-            cmd += ["--processes", str(profile.processes)]
-        env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+        folder = Path(tmp)
+        cmd = _command(base_url, profile, html, folder)
+        env = {**os.environ, "PYTHONWARNINGS": "ignore", COUNTS_ENV: str(folder)}
         if ca_bundle:
             env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = ca_bundle
         stop = threading.Event()
@@ -132,7 +130,7 @@ def run(
             start_new_session=True,
         )
         sampler.start()
-        limit = profile.duration_s + slack_s
+        limit = profile.duration_s + _stop_timeout(profile) + slack_s
         try:
             _, err = proc.communicate(timeout=limit)
         except subprocess.TimeoutExpired:
@@ -150,15 +148,61 @@ def run(
         if not result.error and proc.returncode not in (0, None):
             tail = " ".join((err or "").strip().splitlines()[-3:])[:300]
             result.error = f"Locust exited with {proc.returncode}: {tail}"
-        stats_file = Path(f"{prefix}_stats.csv")
         if not result.error:
-            if stats_file.exists():
-                rows = read_stats(stats_file)
-                result.total = next((r for r in rows if r.name == "Aggregated"), None)
-                result.endpoints = [r for r in rows if r.name != "Aggregated"]
-            else:
-                result.error = "Locust wrote no statistics"
+            _read_into(result, folder, profile)
     return result
+
+
+def _stop_timeout(profile: Profile) -> int:
+    return max(1, math.ceil(profile.stop_timeout_s))
+
+
+def _command(base_url: str, profile: Profile, html: Path | None, folder: Path) -> list[str]:
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        base_url,
+        "-u",
+        str(profile.users),
+        "-r",
+        str(profile.spawn_rate),
+        "-t",
+        f"{max(1, round(profile.duration_s))}s",
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+        "--stop-timeout",
+        str(_stop_timeout(profile)),
+    ]
+    if html is not None:
+        cmd += ["--html", str(html)]
+    if profile.processes > 0:
+        cmd += ["--processes", str(profile.processes)]
+    else:  # local mode only: under --processes the workers write it too, over the master's
+        cmd += ["--json-file", str(folder / "locust")]
+    return cmd
+
+
+def _read_into(result: LoadRun, folder: Path, profile: Profile) -> None:
+    """The run's statistics into `result`, or the reason they cannot be read."""
+    processes = profile.processes + 1 if profile.processes > 0 else 1
+    try:
+        result.endpoints, result.total = read_counts(folder, processes)
+        if profile.processes == 0:
+            result.locust_json_requests = read_locust_json(folder / "locust.json")
+    except StatsError as exc:
+        result.error = str(exc)
+        return
+    if result.locust_json_requests not in (None, result.total.requests):
+        result.error = (
+            f"Locust's own final statistics (--json-file) hold {result.locust_json_requests} "
+            f"requests, its users recorded {result.total.requests}"
+        )
 
 
 def _kill(proc: subprocess.Popen) -> None:
@@ -188,28 +232,114 @@ def _sample_health(
             out.failures.append(f"answered {res.status_text}")
 
 
-def _num(value: str) -> float | None:
+def percentile(times: dict[int, int], count: int, percent: float) -> int:
+    """As Locust's `calculate_response_time_percentile`: the response time (a key of
+    Locust's rounded histogram, ms) that `percent` (0-1) of `count` requests finished within."""
+    wanted = int(count * percent)
+    processed = 0
+    for ms in sorted(times, reverse=True):
+        processed += times[ms]
+        if count - processed <= wanted:
+            return ms
+    return 0
+
+
+@dataclass
+class _Entry:
+    """One endpoint's requests as Locust's StatsEntry serializes them, summed over processes."""
+
+    requests: int = 0
+    none_requests: int = 0  # recorded without a response time
+    failures: int = 0
+    total_ms: float = 0.0
+    times: Counter[int] = field(default_factory=Counter)  # Locust's rounded ms -> requests
+    last: float = 0.0  # epoch seconds of the last request recorded
+
+    def add(self, doc: dict[str, Any]) -> None:
+        self.requests += int(doc["num_requests"])
+        self.none_requests += int(doc.get("num_none_requests") or 0)
+        self.failures += int(doc["num_failures"])
+        self.total_ms += float(doc["total_response_time"])
+        for ms, n in doc["response_times"].items():
+            self.times[round(float(ms))] += int(n)
+        self.last = max(self.last, float(doc.get("last_request_timestamp") or 0))
+
+    def merge(self, other: _Entry) -> None:
+        self.requests += other.requests
+        self.none_requests += other.none_requests
+        self.failures += other.failures
+        self.total_ms += other.total_ms
+        self.times.update(other.times)
+        self.last = max(self.last, other.last)
+
+    def stats(self, name: str, started: int, in_flight: int, window_s: float) -> Stats:
+        timed = self.requests - self.none_requests
+        p = {
+            q: float(percentile(self.times, timed, q)) if timed else None for q in (0.5, 0.95, 0.99)
+        }
+        return Stats(
+            name=name,
+            requests=self.requests,
+            failures=self.failures,
+            rps=self.requests / window_s if window_s > 0 else 0.0,
+            p50_ms=p[0.5],
+            p95_ms=p[0.95],
+            p99_ms=p[0.99],
+            avg_ms=self.total_ms / timed if timed else None,
+            started=started,
+            in_flight=in_flight,
+        )
+
+
+def _load_json(path: Path) -> Any:
     try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise StatsError(f"cannot read Locust's statistics {path.name}: {exc}") from None
 
 
-def read_stats(path: Path) -> list[Stats]:
-    """Locust's `<prefix>_stats.csv`: one Stats per endpoint, plus "Aggregated"."""
-    rows = []
-    with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            rows.append(
-                Stats(
-                    name=row["Name"],
-                    requests=int(row["Request Count"]),
-                    failures=int(row["Failure Count"]),
-                    rps=float(row["Requests/s"]),
-                    p50_ms=_num(row.get("50%")),
-                    p95_ms=_num(row.get("95%")),
-                    p99_ms=_num(row.get("99%")),
-                    avg_ms=_num(row.get("Average Response Time")),
-                )
-            )
-    return rows
+def read_counts(folder: Path, processes: int) -> tuple[list[Stats], Stats]:
+    """Per endpoint and "Aggregated", from the `counts-<pid>.json` each of the run's
+    `processes` Locust processes wrote at quit (loadtests/locustfile.py)."""
+    files = sorted(folder.glob("counts-*.json"))
+    if len(files) < processes:
+        raise StatsError(
+            f"{processes - len(files)} of {processes} Locust processes wrote no statistics"
+        )
+    started: Counter[str] = Counter()
+    killed: Counter[str] = Counter()
+    entries: dict[str, _Entry] = {}
+    stats_start = None
+    for path in files:
+        doc = _load_json(path)
+        try:
+            started.update({str(k): int(v) for k, v in doc["started"].items()})
+            killed.update({str(k): int(v) for k, v in doc["killed"].items()})
+            for item in doc["stats"]:
+                entries.setdefault(str(item["name"]), _Entry()).add(item)
+            stats_start = doc.get("stats_start", stats_start)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise StatsError(
+                f"Locust's statistics {path.name} are not as expected: {exc!r}"
+            ) from None
+    if stats_start is None:
+        raise StatsError("Locust's statistics say nothing of when they began")
+    total = _Entry()
+    for entry in entries.values():
+        total.merge(entry)
+    window_s = total.last - float(stats_start)
+    endpoints = [
+        entries.get(name, _Entry()).stats(name, started[name], killed[name], window_s)
+        for name in sorted(set(started) | set(entries))
+    ]
+    aggregate = total.stats(AGGREGATED, sum(started.values()), sum(killed.values()), window_s)
+    return endpoints, aggregate
+
+
+def read_locust_json(path: Path) -> int:
+    """The requests in Locust's own `--json-file` final statistics."""
+    doc = _load_json(path)
+    try:
+        return sum(int(item["num_requests"]) for item in doc)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StatsError(f"Locust's {path.name} is not as expected: {exc!r}") from None
