@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -113,3 +114,123 @@ def test_tls_certificate_unreachable(sandbox_factory, run_checks, fault):
     entry = run_checks(cfg, *only("tls_certificate_valid")).one("tls_certificate_valid")
     assert entry["outcome"] == "failed"
     assert entry["message"].startswith("cannot read the certificate of 127.0.0.1:9:")
+
+
+# ---- the health checks against a misbehaving server (tests/badserver.py) ----------------
+
+HEALTH_CHECKS = [*DAILY, "-k", "test_health_endpoint_up or test_health_components_healthy"]
+
+
+@pytest.fixture
+def bad_target(tmp_path):
+    """`bad_target("behaviour")`: (a config whose base_url is a BadServer, the server)."""
+    from tests.badserver import BadServer
+
+    started = []
+
+    def start(behaviour: str, **kw: str):
+        srv = BadServer(behaviour, **kw)
+        started.append(srv)
+        config = tmp_path / f"bad-{len(started)}.toml"
+        config.write_text(f'[service]\nbase_url = "{srv.url}"\ntimeout_s = 1\n')
+        return config, srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def test_health_checks_red_on_a_redirect_to_a_login_page(bad_target, run_checks):
+    config, srv = bad_target("redirect-login")
+    run = run_checks(config, *HEALTH_CHECKS)
+    login = f"http://127.0.0.1:{srv.port}/login?next=/health"
+    up = run.one("health_endpoint_up")
+    assert up["outcome"] == "failed"
+    assert up["message"] == (
+        f"GET {srv.url}/health answered 301 redirect to {login}, expected 200 "
+        "(redirects are not followed)"
+    )
+    assert {"name": "redirects to", "value": login, "unit": "", "limit": None} in up["evidence"]
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == (
+        f"GET {srv.url}/health answered 301 redirect to {login}; redirects are not followed, "
+        "component states unknown"
+    )
+    assert "hunter2" not in run.stdout + json.dumps(run.report)
+    assert srv.requests == ["GET /health HTTP/1.1"] * 2
+
+
+def test_health_checks_red_on_a_redirect_to_a_healthy_port(sandbox, bad_target, run_checks):
+    """The 302 points at the healthy sandbox (which passes both checks itself)."""
+    import tomllib
+
+    healthy = tomllib.loads(sandbox.config.read_text())["service"]["base_url"]
+    config, _ = bad_target("redirect", redirect_to=f"{healthy}/health")
+    run = run_checks(config, *HEALTH_CHECKS)
+    assert run.outcomes() == {"health_endpoint_up": "failed", "health_components_healthy": "failed"}
+    assert f"answered 302 redirect to {healthy}/health" in run.one("health_endpoint_up")["message"]
+    direct = run_checks(sandbox.config, *HEALTH_CHECKS)
+    assert direct.outcomes() == {
+        "health_endpoint_up": "passed",
+        "health_components_healthy": "passed",
+    }
+
+
+def test_health_checks_red_on_headers_trickled_at_one_byte_a_second(bad_target, run_checks):
+    config, srv = bad_target("trickle-headers")
+    run = run_checks(config, *HEALTH_CHECKS)
+    up = run.one("health_endpoint_up")
+    assert up["outcome"] == "failed"
+    assert re.fullmatch(
+        rf"GET {srv.url}/health: headers not complete within 1 s after 1\d{{3}} ms, "
+        r"limit 1000 ms",
+        up["message"],
+    ), up["message"]
+    assert up["duration_s"] < 4, "held until the deadline, not until pytest-timeout"
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == (
+        f"GET {srv.url}/health: headers not complete within 1 s; component states unknown"
+    )
+
+
+def test_health_checks_red_on_an_answer_cut_mid_headers(bad_target, run_checks):
+    config, srv = bad_target("cut-headers")
+    run = run_checks(config, *HEALTH_CHECKS)
+    cut = "connection closed mid-headers (after 'HTTP/1.1 200 OK'): no complete answer"
+    up = run.one("health_endpoint_up")
+    assert up["outcome"] == "failed"
+    assert up["message"].startswith(f"GET {srv.url}/health: {cut} after "), up["message"]
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == f"GET {srv.url}/health: {cut}; component states unknown"
+
+
+def test_health_components_red_on_a_json_list(bad_target, run_checks):
+    config, srv = bad_target("json-list")
+    run = run_checks(config, *HEALTH_CHECKS)
+    assert run.one("health_endpoint_up")["outcome"] == "passed"  # it does answer 200
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == (
+        f"GET {srv.url}/health answered 200: the answer is a JSON list, not an object: "
+        '["healthy", "healthy"]'
+    )
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        ("broken-chunked", "broken chunked encoding: chunk size b'zz' is not hex"),
+        ("short-body", "body cut: connection closed after 14 of 1000 bytes"),
+    ],
+)
+def test_health_endpoint_red_on_broken_framing(bad_target, run_checks, behaviour, reason):
+    config, srv = bad_target(behaviour)
+    run = run_checks(config, *HEALTH_CHECKS)
+    for check_id in ("health_endpoint_up", "health_components_healthy"):
+        entry = run.one(check_id)
+        assert entry["outcome"] == "failed"
+        assert entry["message"].startswith(f"GET {srv.url}/health: {reason}"), entry["message"]
+    assert "Traceback" not in run.stdout
