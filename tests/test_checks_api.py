@@ -72,6 +72,12 @@ def test_tls_certificate_valid_green(sandbox_factory, run_checks):
     assert entry["outcome"] == "passed", entry
     days = next(e for e in entry["evidence"] if e["name"] == "days until expiry")
     assert days["value"] > 300 and days["limit"] == 14
+    per_cert = [e for e in entry["evidence"] if e["name"].endswith(" days left")]
+    assert [e["name"].split(" (")[0] for e in per_cert] == ["leaf #0", "intermediate #1"]
+    assert per_cert[1]["name"] == (
+        "intermediate #1 (CN=opscheck sandbox intermediate CA,O=opscheck sandbox) days left"
+    )
+    assert all(e["value"] > 300 and e["limit"] == 14 for e in per_cert)
 
 
 def test_tls_certificate_valid_red_when_expiring(sandbox_factory, run_checks):
@@ -79,7 +85,9 @@ def test_tls_certificate_valid_red_when_expiring(sandbox_factory, run_checks):
     entry = run_checks(sb.config, *only("tls_certificate_valid")).one("tls_certificate_valid")
     assert entry["outcome"] == "failed"
     assert re.fullmatch(
-        r"days until expiry is (4\.\d+|5) days, minimum 14 days", entry["message"]
+        r"the leaf certificate OU=Testing cert #\w+,O=trustme v[\d.]+ expires in (4\.\d+|5) days "
+        r"\([\d-]+ [\d:]+ UTC\), minimum 14 days \(tls_min_days\)",
+        entry["message"],
     ), entry["message"]
 
 
@@ -88,10 +96,26 @@ def test_tls_certificate_valid_red_when_expired(sandbox_factory, run_checks):
     entry = run_checks(sb.config, *only("tls_certificate_valid")).one("tls_certificate_valid")
     assert entry["outcome"] == "failed"
     assert re.match(
-        r"days until expiry is -(2|1\.\d+) days, minimum 14 days; a client refuses "
+        r"the leaf certificate .+ expired (2|1\.\d+) days ago \([\d-]+ [\d:]+ UTC\), "
+        r"minimum 14 days \(tls_min_days\); a client refuses "
         r"the certificate of 127\.0\.0\.1: certificate has expired",
         entry["message"],
     ), entry["message"]
+
+
+def test_tls_certificate_valid_red_when_an_intermediate_expires(sandbox_factory, run_checks):
+    """The leaf is good for 90 days; the intermediate the server sends expires in 3."""
+    sb = sandbox_factory("tls-intermediate-expiring")
+    entry = run_checks(sb.config, *only("tls_certificate_valid")).one("tls_certificate_valid")
+    assert entry["outcome"] == "failed"
+    assert re.fullmatch(
+        r"the intermediate certificate CN=opscheck sandbox intermediate CA,O=opscheck sandbox "
+        r"expires in (2\.\d+|3) days \([\d-]+ [\d:]+ UTC\), minimum 14 days \(tls_min_days\)",
+        entry["message"],
+    ), entry["message"]
+    ev = {e["name"].split(" (")[0]: e for e in entry["evidence"]}
+    assert 89 < ev["leaf #0"]["value"] <= 90 and 2 < ev["intermediate #1"]["value"] <= 3
+    assert ev["client verification"]["value"] == "accepted", "a client still accepts it today"
 
 
 def test_tls_certificate_valid_red_on_wrong_host(sandbox_factory, run_checks):

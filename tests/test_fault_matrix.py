@@ -63,6 +63,7 @@ MATRIX = {
     ("corrupt-backup",): set(),
     ("missing-day",): set(),
     ("old-backups-kept",): set(),
+    ("tls-intermediate-expiring",): {"tls_certificate_valid"},
 }
 
 

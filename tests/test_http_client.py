@@ -155,3 +155,21 @@ def test_the_load_tests_health_sampler_records_a_reason(bad, behaviour):
     assert not thread.is_alive()
     assert out.count >= 1 and len(out.failures) == out.count
     assert all(isinstance(f, str) and f and "\n" not in f for f in out.failures)
+
+
+def test_a_silent_https_server_ends_in_the_handshake(bad):
+    srv = bad("silent")
+    res = timed_get(f"https://127.0.0.1:{srv.port}", timeout=0.5)
+    assert not res.answered and res.error == "TLS handshake not complete within 0.5 s"
+
+
+def test_https_to_the_sandbox_with_its_ca(sandbox_factory):
+    import tomllib
+
+    sb = sandbox_factory(https=True)
+    service = tomllib.loads(sb.config.read_text())["service"]
+    res = timed_get(service["base_url"], timeout=5, ca_bundle=service["ca_bundle"])
+    assert res.status == 200 and res.object_body["status"] == "healthy"
+    refused = timed_get(service["base_url"], timeout=5)  # the system's CAs do not know it
+    assert not refused.answered
+    assert refused.error.startswith("cannot connect: TLS certificate refused: "), refused.error

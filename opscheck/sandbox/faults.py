@@ -278,6 +278,11 @@ FAULTS: dict[str, Fault] = {
             "10 % of requests since yesterday 00:00 failed with 500",
             _error_heavy_log,
         ),
+        Fault(
+            "tls-intermediate-expiring",
+            "server",
+            "HTTPS whose served intermediate CA expires in 3 days (the leaf in 90)",
+        ),
     )
 }
 
