@@ -87,18 +87,19 @@ class BadServer:
     def _serve(self, conn: socket.socket) -> None:
         with conn:
             try:
-                self._read_request(conn)
-                self.behaviour(self, conn)
+                path = self._read_request(conn)
+                self.behaviour(self, conn, path)
             except OSError:  # the client gave up or stop() shut the socket: both expected
                 pass
 
-    def _read_request(self, conn: socket.socket) -> None:
+    def _read_request(self, conn: socket.socket) -> str:
+        """Read one request; its target ("" when none came)."""
         conn.settimeout(5)
         data = b""
         while b"\r\n\r\n" not in data:
             chunk = conn.recv(65536)
             if not chunk:
-                return
+                return ""
             data += chunk
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -114,6 +115,7 @@ class BadServer:
         while len(body) < length:
             body += conn.recv(65536)
         conn.settimeout(None)
+        return lines[0].split(" ")[1] if lines[0].count(" ") >= 2 else ""
 
     def trickle(self, conn: socket.socket, data: bytes, seconds_per_byte: float = 1.0) -> None:
         """Send `data` one byte at a time; stops early when the server stops."""
@@ -128,47 +130,53 @@ class BadServer:
             conn.sendall(piece)
 
 
-def _healthy(srv: BadServer, conn: socket.socket) -> None:
+def _healthy(srv: BadServer, conn: socket.socket, path: str) -> None:
     conn.sendall(HEALTHY_ANSWER)
 
 
-def _redirect_login(srv: BadServer, conn: socket.socket) -> None:
-    """An nginx in front that sends everyone to a login page (with credentials in it)."""
+def _redirect_login(srv: BadServer, conn: socket.socket, path: str) -> None:
+    """An nginx in front that sends everyone to its login page (credentials in the Location),
+    which answers 200."""
+    if path.startswith("/login"):
+        page = b"<html><body><form>Sign in</form></body></html>"
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: {len(page)}"
+        conn.sendall(head.encode() + b"\r\nConnection: close\r\n\r\n" + page)
+        return
     body = b"<html><body>301 Moved Permanently</body></html>"
     location = f"http://admin:hunter2@127.0.0.1:{srv.port}/login?next=/health"
     conn.sendall(
-        b"HTTP/1.1 301 Moved Permanently\r\nContent-Type: text/html\r\n"
+        b"HTTP/1.1 301 Moved Permanently\r\nContent-Type: text/html\r\nConnection: close\r\n"
         + f"Location: {location}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
 
 
-def _redirect(srv: BadServer, conn: socket.socket) -> None:
+def _redirect(srv: BadServer, conn: socket.socket, path: str) -> None:
     """A 302 to `redirect_to` (another port that answers healthy), with a healthy body."""
     body = json.dumps(HEALTHY).encode()
     conn.sendall(
-        b"HTTP/1.1 302 Found\r\nContent-Type: application/json\r\n"
+        b"HTTP/1.1 302 Found\r\nContent-Type: application/json\r\nConnection: close\r\n"
         + f"Location: {srv.redirect_to}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
         + body
     )
 
 
-def _trickle_headers(srv: BadServer, conn: socket.socket) -> None:
+def _trickle_headers(srv: BadServer, conn: socket.socket, path: str) -> None:
     """The status line at once, then the headers at 1 byte/s."""
     conn.sendall(b"HTTP/1.1 200 OK\r\n")
     srv.trickle(conn, HEALTHY_ANSWER.split(b"\r\n", 1)[1])
 
 
-def _cut_headers(srv: BadServer, conn: socket.socket) -> None:
+def _cut_headers(srv: BadServer, conn: socket.socket, path: str) -> None:
     """A 200 status line and half a header, then the connection closes."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: applic")
 
 
-def _silent(srv: BadServer, conn: socket.socket) -> None:
+def _silent(srv: BadServer, conn: socket.socket, path: str) -> None:
     srv.stopped.wait(30)
 
 
-def _broken_chunked(srv: BadServer, conn: socket.socket) -> None:
+def _broken_chunked(srv: BadServer, conn: socket.socket, path: str) -> None:
     """A chunk, then a chunk-size line that is not hex."""
     conn.sendall(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -176,7 +184,7 @@ def _broken_chunked(srv: BadServer, conn: socket.socket) -> None:
     )
 
 
-def _chunk_cut(srv: BadServer, conn: socket.socket) -> None:
+def _chunk_cut(srv: BadServer, conn: socket.socket, path: str) -> None:
     """A chunk announced as 0x100 bytes; 10 arrive, then the connection closes."""
     conn.sendall(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -184,7 +192,7 @@ def _chunk_cut(srv: BadServer, conn: socket.socket) -> None:
     )
 
 
-def _short_body(srv: BadServer, conn: socket.socket) -> None:
+def _short_body(srv: BadServer, conn: socket.socket, path: str) -> None:
     """Content-Length 1000, a 15-byte body, then the connection closes."""
     conn.sendall(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"
@@ -192,27 +200,27 @@ def _short_body(srv: BadServer, conn: socket.socket) -> None:
     )
 
 
-def _endless(srv: BadServer, conn: socket.socket) -> None:
+def _endless(srv: BadServer, conn: socket.socket, path: str) -> None:
     """A 200 without a length whose body never ends."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n[")
     srv.endless(conn, b"0," * 32768)
 
 
-def _endless_chunked(srv: BadServer, conn: socket.socket) -> None:
+def _endless_chunked(srv: BadServer, conn: socket.socket, path: str) -> None:
     """A chunked 200 whose chunks never end."""
     conn.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
     srv.endless(conn, b"10000\r\n" + b"x" * 65536 + b"\r\n")
 
 
-def _json_list(srv: BadServer, conn: socket.socket) -> None:
+def _json_list(srv: BadServer, conn: socket.socket, path: str) -> None:
     conn.sendall(_json_answer(["healthy", "healthy"]))
 
 
-def _json_string(srv: BadServer, conn: socket.socket) -> None:
+def _json_string(srv: BadServer, conn: socket.socket, path: str) -> None:
     conn.sendall(_json_answer("healthy"))
 
 
-BEHAVIOURS: dict[str, Callable[[BadServer, socket.socket], None]] = {
+BEHAVIOURS: dict[str, Callable[[BadServer, socket.socket, str], None]] = {
     "healthy": _healthy,
     "redirect-login": _redirect_login,
     "redirect": _redirect,
