@@ -9,6 +9,7 @@ every connection and joins its threads.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import json
 import socket
 import threading
@@ -212,6 +213,25 @@ def _endless_chunked(srv: BadServer, conn: socket.socket, path: str) -> None:
     srv.endless(conn, b"10000\r\n" + b"x" * 65536 + b"\r\n")
 
 
+def _gzip_anyway(srv: BadServer, conn: socket.socket, path: str) -> None:
+    """A gzip body although the request asked for identity (a proxy's doing)."""
+    body = gzip.compress(json.dumps(HEALTHY).encode())
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}"
+    conn.sendall(head.encode() + b"\r\n\r\n" + body)
+
+
+def _gzip_bomb(srv: BadServer, conn: socket.socket, path: str) -> None:
+    """A small gzip body that inflates to 64 MiB."""
+    body = gzip.compress(b" " * (64 * 1024 * 1024), compresslevel=9)
+    head = f"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: {len(body)}"
+    conn.sendall(head.encode() + b"\r\n\r\n" + body)
+
+
+def _huge_length(srv: BadServer, conn: socket.socket, path: str) -> None:
+    """Announces a 10 GB body (and sends a little of it)."""
+    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10000000000\r\n\r\n" + b"x" * 1000)
+
+
 def _json_list(srv: BadServer, conn: socket.socket, path: str) -> None:
     conn.sendall(_json_answer(["healthy", "healthy"]))
 
@@ -232,6 +252,9 @@ BEHAVIOURS: dict[str, Callable[[BadServer, socket.socket, str], None]] = {
     "short-body": _short_body,
     "endless": _endless,
     "endless-chunked": _endless_chunked,
+    "gzip-anyway": _gzip_anyway,
+    "gzip-bomb": _gzip_bomb,
+    "huge-length": _huge_length,
     "json-list": _json_list,
     "json-string": _json_string,
 }

@@ -113,6 +113,20 @@ def test_an_endless_body_stops_at_the_cap_with_memory_bounded(bad, behaviour):
     assert psutil.Process().memory_info().rss - rss_before < 64 * 1024 * 1024
 
 
+def test_a_huge_content_length_fails_before_reading(bad):
+    res = timed_get(bad("huge-length").url)
+    assert res.error == (
+        "a body of 10000000000 bytes (Content-Length), "
+        "over the cap of 8 MiB ([service] max_body_bytes)"
+    )
+
+
+def test_a_gzip_body_is_decoded_within_the_cap(bad):
+    assert timed_get(bad("gzip-anyway").url).body == HEALTHY
+    res = timed_get(bad("gzip-bomb").url, timeout=5)
+    assert res.error == "the decompressed body is over the cap of 8 MiB ([service] max_body_bytes)"
+
+
 def test_a_json_list_is_answered_but_not_an_object(bad):
     res = timed_get(bad("json-list").url)
     assert res.answered and res.status == 200
@@ -140,6 +154,7 @@ def test_post_sends_the_json_body(bad):
 def test_credentials_in_the_base_url_never_reach_a_message(bad):
     res = timed_get(f"http://ops:s3cret@127.0.0.1:{bad('silent').port}", timeout=0.3)
     assert "s3cret" not in res.url + res.error
+    assert res.object_problem() == "no status line within 0.3 s"
 
 
 @pytest.mark.parametrize("behaviour", ["broken-chunked", "short-body", "cut-headers"])

@@ -103,6 +103,8 @@ class HttpResult:
         """Why the body is not a JSON object, in words ("" when it is one)."""
         if isinstance(self.body, dict):
             return ""
+        if not self.answered:
+            return self.error or "no answer"
         if self.json_error or self.body is None:
             return f"the answer is {self.json_error or 'not JSON'}"
         kind = _json_kind(self.body)
@@ -269,6 +271,9 @@ def _tls(sock: socket.socket, host: str, deadline: _Deadline, ca_bundle: str) ->
     try:
         tls.settimeout(deadline.left(phase))
         tls.do_handshake()  # one deadline for the whole handshake (CPython's _ssl)
+    except _Failure:
+        tls.close()
+        raise
     except TimeoutError:
         tls.close()
         raise _Failure(deadline.missed(phase)) from None
