@@ -185,6 +185,16 @@ def _broken_chunked(srv: BadServer, conn: socket.socket, path: str) -> None:
     )
 
 
+def _broken_chunked_late(srv: BadServer, conn: socket.socket, path: str) -> None:
+    """A good chunk; a moment later a chunk-size line that is not hex, then the close."""
+    conn.sendall(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'5\r\n{"sta\r\n'
+    )
+    if not srv.stopped.wait(0.2):
+        conn.sendall(b'zz\r\ntus": "healthy"}\r\n0\r\n\r\n')
+
+
 def _chunk_cut(srv: BadServer, conn: socket.socket, path: str) -> None:
     """A chunk announced as 0x100 bytes; 10 arrive, then the connection closes."""
     conn.sendall(
@@ -249,6 +259,7 @@ BEHAVIOURS: dict[str, Callable[[BadServer, socket.socket, str], None]] = {
     "silent": _silent,
     "broken-chunked": _broken_chunked,
     "chunk-cut": _chunk_cut,
+    "broken-chunked-late": _broken_chunked_late,
     "short-body": _short_body,
     "endless": _endless,
     "endless-chunked": _endless_chunked,

@@ -1,57 +1,74 @@
 """HTTP probes: one request under one deadline, never raising, never following redirects.
 
-Why a small HTTP/1.1 reader of our own over a socket, and not requests or urllib3:
-their timeouts bound each socket operation, not the request. A server that trickles
-its headers one byte a second resets the read timeout with every byte (a check then
-hung until pytest-timeout, 300 s), and http.client reads the status line and headers
-before any code of ours can look at the clock. The other ways out are worse: a watchdog
-thread that shuts the socket down at the deadline races the reader and cannot tell
-which phase it cut; patching timeouts into urllib3's sockets before each read depends
-on its internals. Here every `recv`, the connect, the TLS handshake and the send run
-with the socket's timeout set to what is left of the one deadline, so the whole request
-ends within `timeout_s` (plus at most a scheduler tick), and the error names the phase
-it was in ("no status line within 2 s", "headers not complete within 2 s", "body not
-complete within 2 s (4096 bytes read)").
+The client is aiohttp. Its `ClientTimeout(total=...)` is one deadline for the whole
+request: name resolution, connect, TLS handshake, sending, the status line, the headers
+and every read of the body done while the response is open. (requests and urllib3 bound
+each socket operation instead: a server trickling its headers one byte a second reset
+their read timeout with every byte and held a check until pytest-timeout, 300 s.) Which
+phase the deadline ended is followed with aiohttp's request tracing, so the error names it:
+"cannot connect within 2 s", "no answer within 2 s (status line and headers not
+complete)", "body not complete within 2 s (4096 bytes read)".
 
-What a probe needs and no more: GET or POST with a JSON body, `Connection: close` (one
-request per connection), `Accept-Encoding: identity`, Content-Length, chunked or
-read-to-close bodies, a byte cap on headers and body (memory stays bounded whatever the
-server sends), interim 1xx answers skipped, TLS with the system's or `ca_bundle`'s CAs.
-Redirects are answers, not followed: a 3xx is reported with its Location (credentials
-removed), so a /health that redirects to a login page, or to another port that answers
-healthy, is never taken for a healthy service. Proxy environment variables are not used:
-the checks talk to the target they are configured with.
+What a probe needs and no more: GET or POST with a JSON body, one connection per request
+(`Connection: close`), `Accept-Encoding: identity` (a gzip or deflate body sent anyway is
+decoded), no proxies from the environment (`trust_env=False`: the checks talk to the
+target they are configured with), TLS with the system's or `ca_bundle`'s CAs. The body is
+read in pieces and given up as soon as it passes `max_body_bytes` ([service]
+max_body_bytes), counted after decoding, so memory stays bounded whatever the server
+sends (an endless body, a gzip bomb). Redirects are answers, not followed
+(`allow_redirects=False`): a 3xx is reported with its Location (credentials removed), so a
+/health that redirects to a login page, or to another port that answers healthy, is never
+taken for a healthy service. Broken framing (bad chunking, a body shorter than its
+Content-Length, a connection cut mid-headers) is aiohttp's error, said in one line. One
+gap of aiohttp 3.14's C parser: a bad chunk-size line that arrives after the head was
+read is not handed to the body's reader, so such an answer ends at the deadline ("body
+not complete within ...") instead of at once; it is still no answer.
 
-Name resolution has no timeout of its own in Python; for a host name (not an IP
-literal) it runs in a daemon thread joined with the time left.
+The callers are synchronous (the checks, and the sampler thread of probes/load.py), so
+each request runs on a fresh event loop in the calling thread, closed before returning.
+That loop is not run with `asyncio.run`: at its end `asyncio.run` waits for the default
+executor, where aiohttp's resolver runs `getaddrinfo`, and a name lookup that hangs
+(a dead DNS server) would then hold the request past its deadline. Here the loop is
+closed without waiting for it; the lookup's thread ends on its own (at the latest at the
+resolver's own timeout, which the interpreter waits for when it exits).
 """
 
 from __future__ import annotations
 
-import base64
-import ipaddress
+import asyncio
 import json
-import re
+import os
 import socket
 import ssl
-import threading
 import time
-import zlib
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import SplitResult, quote, unquote, urljoin, urlsplit
+from typing import Any, TypeVar
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+from aiohttp import http_exceptions
 
 from opscheck import __version__
 from opscheck.scrub import redact_url, scrub
 
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024  # [service] max_body_bytes: /health is < 1 KiB,
 # a generation answer a few KiB; 8 MiB is far above any real answer and bounds memory
-MAX_LINE_BYTES = 8 * 1024  # the status line, one header line, one chunk-size line
-MAX_HEADER_BYTES = 64 * 1024  # all header lines together
-MAX_HEADER_LINES = 200
 READ_SIZE = 64 * 1024
-STATUS_LINE = re.compile(rb"HTTP/1\.[01] ([1-9]\d\d)(?: .*)?")
-CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+HEADERS = {
+    "User-Agent": f"opscheck/{__version__}",
+    "Accept": "application/json",
+    "Accept-Encoding": "identity",
+}
+DECODED = {"", "identity", "gzip", "deflate", "br", "zstd"}  # what aiohttp decodes
+RESOLVE, CONNECT, HEAD, BODY = "resolve", "connect", "head", "body"
+WHERE = {
+    RESOLVE: "before connecting",
+    CONNECT: "while connecting",
+    HEAD: "before the answer",
+    BODY: "mid-body",
+}
+T = TypeVar("T")
 
 
 @dataclass
@@ -148,9 +165,10 @@ def request_json(
     url = base_url.rstrip("/") + path
     result = HttpResult(redact_url(url))
     start = time.perf_counter()
-    deadline = _Deadline(start + timeout_s, timeout_s)
     try:
-        status, headers, content = _exchange(method, url, body, deadline, ca_bundle, max_body_bytes)
+        status, headers, content = _run(
+            _exchange(method, url, body, timeout_s, ca_bundle, max_body_bytes)
+        )
     except _Failure as exc:
         result.error = scrub(str(exc))
     else:
@@ -164,348 +182,186 @@ class _Failure(Exception):
     """No complete answer; the text is the one-line reason."""
 
 
-@dataclass(frozen=True)
-class _Deadline:
-    at: float  # perf_counter time
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run `coro` on a new event loop in this thread, like `asyncio.run` but without
+    waiting for the default executor (a hung getaddrinfo) when closing the loop."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            if leftovers := asyncio.all_tasks(loop):
+                for task in leftovers:
+                    task.cancel()
+                loop.run_until_complete(asyncio.gather(*leftovers, return_exceptions=True))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()  # shuts the default executor down without joining its threads
+
+
+@dataclass
+class _Progress:
+    """How far one request got (followed by aiohttp's tracing), for the failure's text."""
+
     timeout_s: float
+    host: str
+    https: bool
+    phase: str = CONNECT
+    body_read: int = 0  # decoded body bytes taken so far
+    length: int | None = None  # the Content-Length, once the headers are read
 
-    def left(self, phase: str) -> float:
-        """Seconds left, or the failure that names `phase` when none are."""
-        left = self.at - time.perf_counter()
-        if left <= 0:
-            raise _Failure(self.missed(phase))
-        return left
+    def tracing(self) -> aiohttp.TraceConfig:
+        trace = aiohttp.TraceConfig()
+        trace.on_dns_resolvehost_start.append(self._enter(RESOLVE))
+        trace.on_dns_resolvehost_end.append(self._enter(CONNECT))
+        trace.on_connection_create_end.append(self._enter(HEAD))
+        return trace
 
-    def missed(self, phase: str) -> str:
-        return f"{phase} within {self.timeout_s:g} s"
+    def _enter(self, phase: str) -> Callable[..., Awaitable[None]]:
+        async def enter(*_: Any) -> None:
+            self.phase = phase
+
+        return enter
+
+    def missed(self) -> str:
+        """The deadline ended in the current phase."""
+        within = f"within {self.timeout_s:g} s"
+        if self.phase == RESOLVE:
+            return f"cannot connect: {self.host} not resolved {within}"
+        if self.phase == CONNECT:
+            return f"cannot connect {within}" + (
+                " (TCP connect and TLS handshake)" if self.https else ""
+            )
+        if self.phase == HEAD:
+            return f"no answer {within} (status line and headers not complete)"
+        return f"body not complete {within} ({self.body_read} bytes read)"
 
 
-def _exchange(
-    method: str, url: str, body: Any, deadline: _Deadline, ca_bundle: str, cap: int
+async def _exchange(
+    method: str, url: str, body: Any, timeout_s: float, ca_bundle: str, cap: int
 ) -> tuple[int, dict[str, str], bytes]:
     """Connect, send, read the whole answer: (status, headers, decoded body)."""
-    parts, host, port = _target(url)
-    sock = _connect(host, port, deadline)
-    try:
-        if parts.scheme == "https":
-            sock = _tls(sock, host, deadline, ca_bundle)
-        _send(sock, _request_bytes(method, parts, body), deadline)
-        wire = _Wire(sock, deadline)
-        status, headers = _read_head(wire)
-        content = _read_body(wire, method, status, headers, cap)
-    finally:
-        sock.close()
-    return status, headers, _decode(content, _get(headers, "content-encoding"), cap)
-
-
-def _target(url: str) -> tuple[SplitResult, str, int]:
-    """The URL's parts, host and port, or the failure that says it is no http(s) URL."""
     parts = urlsplit(url)
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError:
-        port = 0
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port:
-        raise _Failure(f"cannot connect: not an http(s) URL: {redact_url(url)[:120]}")
-    return parts, parts.hostname, port
-
-
-def _connect(host: str, port: int, deadline: _Deadline) -> socket.socket:
-    last: OSError | None = None
-    for family, kind, proto, _, addr in _resolve(host, port, deadline):
-        sock = socket.socket(family, kind, proto)
+    progress = _Progress(timeout_s, parts.hostname or "", parts.scheme == "https")
+    context = _tls_context(ca_bundle) if progress.https else True
+    # getaddrinfo, as the host's other tools resolve names, even when aiodns is installed
+    resolver = aiohttp.ThreadedResolver()
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(ssl=context, force_close=True, resolver=resolver),
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        headers=HEADERS,
+        trust_env=False,
+        trace_configs=[progress.tracing()],
+    ) as session:
         try:
-            sock.settimeout(deadline.left("cannot connect"))
-            sock.connect(addr)
-        except TimeoutError:
-            sock.close()
-            raise _Failure(deadline.missed("cannot connect")) from None
-        except OSError as exc:
-            sock.close()
-            last = exc
-            continue
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return sock
-    raise _Failure(f"cannot connect: {_reason(last) if last else 'no address'}")
+            async with session.request(method, url, json=body, allow_redirects=False) as resp:
+                progress.phase, progress.length = BODY, resp.content_length
+                content = await _read_body(resp, cap, progress)
+                return resp.status, _header_dict(resp.headers.items()), content
+        except (aiohttp.ClientError, OSError, ValueError) as exc:
+            raise _Failure(_explain(exc, progress, url)) from None
 
 
-def _resolve(host: str, port: int, deadline: _Deadline) -> list[tuple]:
-    """getaddrinfo within the deadline (a daemon thread for names, none for IP literals)."""
-    box: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            box["infos"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            box["error"] = exc
-
-    if _is_ip(host):
-        run()
-    else:
-        thread = threading.Thread(target=run, name="opscheck-resolve", daemon=True)
-        thread.start()
-        thread.join(deadline.left("cannot connect"))
-    if not box:
-        raise _Failure(f"cannot connect: {host} not resolved within {deadline.timeout_s:g} s")
-    if "error" in box:
-        raise _Failure(f"cannot connect: {_reason(box['error'])}")
-    return box["infos"]
-
-
-def _is_ip(host: str) -> bool:
+def _tls_context(ca_bundle: str) -> ssl.SSLContext:
     try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
-def _tls(sock: socket.socket, host: str, deadline: _Deadline, ca_bundle: str) -> ssl.SSLSocket:
-    phase = "TLS handshake not complete"
-    try:
-        context = ssl.create_default_context(cafile=ca_bundle or None)
+        return ssl.create_default_context(cafile=ca_bundle or None)
     except (OSError, ssl.SSLError) as exc:
-        sock.close()
         raise _Failure(f"cannot use ca_bundle {ca_bundle}: {_reason(exc)}") from None
-    tls = context.wrap_socket(sock, server_hostname=host, do_handshake_on_connect=False)
-    try:
-        tls.settimeout(deadline.left(phase))
-        tls.do_handshake()  # one deadline for the whole handshake (CPython's _ssl)
-    except _Failure:
-        tls.close()
-        raise
-    except TimeoutError:
-        tls.close()
-        raise _Failure(deadline.missed(phase)) from None
-    except ssl.SSLCertVerificationError as exc:
-        tls.close()
-        raise _Failure(f"cannot connect: TLS certificate refused: {exc.verify_message}") from None
-    except (OSError, ssl.SSLError) as exc:
-        tls.close()
-        raise _Failure(f"cannot connect: TLS handshake failed: {_reason(exc)}") from None
-    return tls
 
 
-def _request_bytes(method: str, parts: SplitResult, body: Any) -> bytes:
-    target = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
-    if parts.query:
-        target += "?" + parts.query
-    host = parts.netloc.rpartition("@")[2]
-    lines = [
-        f"{method} {target} HTTP/1.1",
-        f"Host: {host}",
-        f"User-Agent: opscheck/{__version__}",
-        "Accept: application/json",
-        "Accept-Encoding: identity",
-        "Connection: close",
-    ]
-    if parts.username is not None:
-        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
-        lines.append("Authorization: Basic " + base64.b64encode(pair.encode()).decode())
-    data = b""
-    if body is not None:
-        data = json.dumps(body).encode()
-        lines += ["Content-Type: application/json", f"Content-Length: {len(data)}"]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + data
-
-
-def _send(sock: socket.socket, data: bytes, deadline: _Deadline) -> None:
-    phase = "request not sent"
-    try:
-        sock.settimeout(deadline.left(phase))
-        sock.sendall(data)  # one deadline for all of it (since Python 3.5)
-    except TimeoutError:
-        raise _Failure(deadline.missed(phase)) from None
-    except OSError as exc:
-        raise _Failure(f"connection {_reason(exc)} while sending the request") from None
-
-
-class _Wire:
-    """One connection's incoming bytes; every read bounded by the request's deadline."""
-
-    def __init__(self, sock: socket.socket, deadline: _Deadline) -> None:
-        self.sock, self.deadline = sock, deadline
-        self.buf = bytearray()
-        self.body_read = 0  # bytes of body taken so far, for the timeout message
-
-    def fill(self, phase: str) -> bool:
-        """Read what arrives into the buffer; False at the end of the stream."""
-        left = self.deadline.at - time.perf_counter()
-        if left <= 0:
-            raise _Failure(self._missed(phase))
-        try:
-            self.sock.settimeout(left)
-            data = self.sock.recv(READ_SIZE)
-        except TimeoutError:
-            raise _Failure(self._missed(phase)) from None
-        except ssl.SSLError as exc:
-            raise _Failure(f"connection broken {WHERE[phase]}: TLS: {_reason(exc)}") from None
-        except OSError as exc:
-            raise _Failure(f"connection {_reason(exc).lower()} {WHERE[phase]}") from None
-        self.buf += data
-        return bool(data)
-
-    def _missed(self, phase: str) -> str:
-        text = self.deadline.missed(phase)
-        if phase == BODY:
-            text += f" ({self.body_read + len(self.buf)} bytes read)"
-        return text
-
-    def line(self, phase: str, cut: str) -> bytes:
-        """One line without its CR LF; `cut` is the failure when the stream ends first."""
-        start = 0
-        while (end := self.buf.find(b"\n", start)) < 0:
-            if len(self.buf) > MAX_LINE_BYTES:
-                raise _Failure(f"a line over {MAX_LINE_BYTES} bytes ({phase})")
-            start = len(self.buf)
-            if not self.fill(phase):
-                raise _Failure(cut)
-        if end > MAX_LINE_BYTES:
-            raise _Failure(f"a line over {MAX_LINE_BYTES} bytes ({phase})")
-        line = bytes(self.buf[:end]).rstrip(b"\r")
-        del self.buf[: end + 1]
-        return line
-
-    def exact(self, n: int, cut: str) -> bytes:
-        """The next `n` bytes; `cut` is the failure when the stream ends first."""
-        while len(self.buf) < n:
-            if not self.fill(BODY):
-                raise _Failure(cut.format(got=self.body_read + len(self.buf)))
-        data = bytes(self.buf[:n])
-        del self.buf[:n]
-        self.body_read += n
-        return data
-
-    def rest(self, cap: int) -> bytes:
-        """Everything up to the end of the stream, at most `cap` bytes."""
-        while self.fill(BODY):
-            if len(self.buf) > cap:
-                raise _Failure(_over_cap(cap))
-        data = bytes(self.buf)
-        self.buf.clear()
-        return data
-
-
-STATUS, HEADERS, BODY = "no status line", "headers not complete", "body not complete"
-WHERE = {STATUS: "before the status line", HEADERS: "mid-headers", BODY: "mid-body"}
-
-
-def _read_head(wire: _Wire) -> tuple[int, dict[str, str]]:
-    """The final status and its headers (interim 1xx answers skipped)."""
-    while True:
-        first = wire.line(STATUS, "connection closed before a status line")
-        match = STATUS_LINE.fullmatch(first)
-        if not match:
-            raise _Failure(f"not an HTTP answer: {first[:60]!r}")
-        status = int(match.group(1))
-        headers = _read_headers(wire, first.decode("latin-1"))
-        if status >= 200 or status == 101:
-            return status, headers
-
-
-def _read_headers(wire: _Wire, status_line: str) -> dict[str, str]:
-    cut = f"connection closed mid-headers (after {status_line[:60]!r}): no complete answer"
-    headers: dict[str, str] = {}
-    total, count, last = 0, 0, ""
-    while line := wire.line(HEADERS, cut):
-        total, count = total + len(line), count + 1
-        if total > MAX_HEADER_BYTES or count > MAX_HEADER_LINES:
-            raise _Failure(f"headers over {MAX_HEADER_BYTES} bytes or {MAX_HEADER_LINES} lines")
-        text = line.decode("latin-1")
-        if text[:1] in (" ", "\t") and last:  # an obsolete folded continuation
-            headers[last] += " " + text.strip()
-            continue
-        name, colon, value = text.partition(":")
-        if not colon or not name or name != name.strip():
-            raise _Failure(f"malformed header line {text[:60]!r}")
-        known = next((k for k in headers if k.lower() == name.lower()), None)
-        if known:
-            headers[known] += ", " + value.strip()
-        else:
-            headers[name] = value.strip()
-        last = known or name
-    return headers
-
-
-def _get(headers: dict[str, str], name: str) -> str | None:
-    return next((v for k, v in headers.items() if k.lower() == name), None)
-
-
-def _read_body(wire: _Wire, method: str, status: int, headers: dict[str, str], cap: int) -> bytes:
-    """The body as framed by Transfer-Encoding or Content-Length, else up to the close."""
-    if method == "HEAD" or status in (101, 204, 304):
-        return b""
-    coding = _get(headers, "transfer-encoding")
-    if coding is not None:
-        codings = [c.strip().lower() for c in coding.split(",") if c.strip()]
-        if codings == ["chunked"]:
-            return _read_chunked(wire, cap)
-        if "chunked" in codings:
-            raise _Failure(f"unsupported Transfer-Encoding {coding[:40]!r}")
-        return wire.rest(cap)
-    length = _content_length(_get(headers, "content-length"))
-    if length is None:
-        return wire.rest(cap)
-    if length > cap:
-        raise _Failure(f"a body of {length} bytes (Content-Length), {_over_cap(cap)}")
-    body = wire.exact(length, "body cut: connection closed after {got} of " + f"{length} bytes")
-    if wire.buf:
-        raise _Failure(f"more bytes than the Content-Length of {length} arrived")
-    return body
-
-
-def _content_length(value: str | None) -> int | None:
-    if value is None:
-        return None
-    values = {v.strip() for v in value.split(",")}
-    if len(values) != 1 or not next(iter(values)).isdigit():
-        raise _Failure(f"invalid Content-Length {value[:40]!r}")
-    return int(values.pop())
-
-
-def _read_chunked(wire: _Wire, cap: int) -> bytes:
-    body = bytearray()
-    while True:
-        line = wire.line(BODY, f"body cut: connection closed after {len(body)} bytes (chunked)")
-        size_text = line.split(b";", 1)[0].strip()
-        if not CHUNK_SIZE.fullmatch(size_text):
-            raise _Failure(f"broken chunked encoding: chunk size {size_text[:20]!r} is not hex")
-        size = int(size_text, 16)
-        if size == 0:
-            _read_trailers(wire)
-            return bytes(body)
-        if len(body) + size > cap:
-            raise _Failure(_over_cap(cap))
-        chunk = wire.exact(size + 2, "body cut: connection closed inside a chunk ({got} bytes)")
-        if chunk[-2:] != b"\r\n":
-            raise _Failure(
-                f"broken chunked encoding: a chunk of {size} bytes is not followed by CRLF"
-            )
-        body += chunk[:-2]
-
-
-def _read_trailers(wire: _Wire) -> None:
-    for _ in range(MAX_HEADER_LINES):
-        if not wire.line(BODY, "body cut: connection closed in the chunked trailer"):
-            return
-    raise _Failure(f"a chunked trailer over {MAX_HEADER_LINES} lines")
-
-
-def _decode(content: bytes, coding: str | None, cap: int) -> bytes:
-    """The body without its Content-Encoding (gzip, deflate), never more than `cap`."""
-    coding = (coding or "identity").strip().lower()
-    if coding == "identity" or not content:
-        return content
-    if coding not in ("gzip", "x-gzip", "deflate"):
+async def _read_body(resp: aiohttp.ClientResponse, cap: int, progress: _Progress) -> bytes:
+    """The decoded body in pieces, given up as soon as it passes `cap` bytes."""
+    coding = resp.headers.get("Content-Encoding", "").strip().lower()
+    if coding not in DECODED:
         raise _Failure(f"unsupported Content-Encoding {coding[:40]!r}")
-    inflater = zlib.decompressobj(47)  # gzip or zlib header, detected
-    try:
-        data = inflater.decompress(content, cap + 1)
-    except zlib.error as exc:
-        raise _Failure(f"a {coding} body that does not decompress: {exc}") from None
-    if len(data) > cap or inflater.unconsumed_tail:
-        raise _Failure(f"the decompressed body is {_over_cap(cap)}")
-    return data
+    if not coding and resp.content_length is not None and resp.content_length > cap:
+        raise _Failure(f"a body of {resp.content_length} bytes (Content-Length), {_over_cap(cap)}")
+    body = bytearray()
+    while piece := await resp.content.read(READ_SIZE):
+        body += piece
+        progress.body_read = len(body)
+        if len(body) > cap:
+            decoded = "the decompressed body is " if coding not in ("", "identity") else ""
+            raise _Failure(decoded + _over_cap(cap))
+    return bytes(body)
+
+
+def _header_dict(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The headers as sent, a repeated name's values joined with ', '."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        known = next((k for k in out if k.lower() == name.lower()), None)
+        if known:
+            out[known] += ", " + value
+        else:
+            out[name] = value
+    return out
+
+
+def _explain(exc: Exception, progress: _Progress, url: str) -> str:
+    """aiohttp's exception as a one-line reason that names the phase."""
+    if isinstance(exc, TimeoutError):  # the total deadline
+        return progress.missed()
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        cert = exc.certificate_error
+        why = getattr(cert, "verify_message", "") or _reason(cert)
+        return f"cannot connect: TLS certificate refused: {why}"
+    if isinstance(exc, aiohttp.ClientConnectorSSLError):
+        return f"cannot connect: TLS handshake failed: {_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"cannot connect: {_reason(exc.os_error)}"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return _disconnected(exc.message, progress)
+    if isinstance(exc, aiohttp.ClientPayloadError):
+        return _payload_problem(exc.__cause__, progress)
+    if isinstance(exc, aiohttp.ClientResponseError):  # the status line or headers
+        return _malformed(exc.__cause__ or exc.message)
+    if isinstance(exc, (aiohttp.InvalidURL, aiohttp.NonHttpUrlClientError, ValueError)):
+        return f"cannot connect: not an http(s) URL: {redact_url(url)[:120]}"
+    if isinstance(exc, OSError):
+        return f"connection broken {WHERE[progress.phase]}: {_reason(exc)}"
+    return f"request failed {WHERE[progress.phase]}: {_one_line(str(exc))}"
+
+
+def _disconnected(partial: Any, progress: _Progress) -> str:
+    """The server closed the connection; `partial` is what aiohttp had parsed of the head."""
+    if progress.phase == BODY:
+        return f"body cut: connection closed after {progress.body_read} bytes"
+    code = getattr(partial, "code", None)
+    if code is None:
+        return "connection closed before a status line"
+    status = f"{code} {getattr(partial, 'reason', '')}".strip()
+    return f"connection closed mid-headers (after the status {status!r}): no complete answer"
+
+
+def _payload_problem(cause: BaseException | None, progress: _Progress) -> str:
+    got = progress.body_read
+    if isinstance(cause, http_exceptions.ContentLengthError):
+        return f"body cut: connection closed after {got} of {progress.length} bytes"
+    if isinstance(cause, http_exceptions.TransferEncodingError):
+        return f"body cut: connection closed after {got} bytes (chunked)"
+    if isinstance(cause, http_exceptions.ContentEncodingError):
+        return f"a body that does not decompress ({got} bytes read): {_message(cause)}"
+    return _malformed(cause) if cause else f"body broken after {got} bytes"
+
+
+def _malformed(cause: BaseException | str) -> str:
+    text = _message(cause)
+    if "chunk" in text.lower():
+        return f"broken chunked encoding: {text}"
+    return f"not a valid HTTP answer: {text}"
+
+
+def _message(exc: BaseException | str) -> str:
+    """An aiohttp parser error's message on one line ('Invalid character in chunk size:
+    b'zz''), without the position marker under it."""
+    text = exc if isinstance(exc, str) else getattr(exc, "message", "") or str(exc)
+    return _one_line(str(text))
+
+
+def _one_line(text: str) -> str:
+    lines = (line.strip() for line in text.splitlines())
+    return " ".join(line for line in lines if line.strip("^")).strip()[:200] or "(no reason)"
 
 
 def _over_cap(cap: int) -> str:
@@ -533,5 +389,7 @@ def _reason(exc: BaseException) -> str:
     """The innermost reason, e.g. 'Connection refused', without URLs or secrets."""
     if isinstance(exc, ssl.SSLError) and exc.reason:
         return str(exc.reason)
+    if isinstance(exc, OSError) and exc.errno and not isinstance(exc, socket.gaierror):
+        return os.strerror(exc.errno)  # asyncio's text names the address: "Connect call failed"
     text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     return (text or type(exc).__name__).strip()[:200]
