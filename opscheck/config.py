@@ -70,6 +70,7 @@ class Service(_Section):
     user: str = "app"
     timezone: str = ""
     ca_bundle: str = ""  # CA file trusted for an https base_url; "" = the system's
+    max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # a longer answer is a failure
 
     @field_validator("timezone")
     @classmethod

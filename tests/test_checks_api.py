@@ -219,6 +219,12 @@ def test_tls_certificate_valid_green(sandbox_factory, run_checks):
     assert entry["outcome"] == "passed", entry
     days = next(e for e in entry["evidence"] if e["name"] == "days until expiry")
     assert days["value"] > 300 and days["limit"] == 14
+    per_cert = [e for e in entry["evidence"] if e["name"].endswith(" days left")]
+    assert [e["name"].split(" (")[0] for e in per_cert] == ["leaf #0", "intermediate #1"]
+    assert per_cert[1]["name"] == (
+        "intermediate #1 (CN=opscheck sandbox intermediate CA,O=opscheck sandbox) days left"
+    )
+    assert all(e["value"] > 300 and e["limit"] == 14 for e in per_cert)
 
 
 def test_tls_certificate_valid_red_when_expiring(sandbox_factory, run_checks):
@@ -226,7 +232,9 @@ def test_tls_certificate_valid_red_when_expiring(sandbox_factory, run_checks):
     entry = run_checks(sb.config, *only("tls_certificate_valid")).one("tls_certificate_valid")
     assert entry["outcome"] == "failed"
     assert re.fullmatch(
-        r"days until expiry is (4\.\d+|5) days, minimum 14 days", entry["message"]
+        r"the leaf certificate OU=Testing cert #\w+,O=trustme v[\d.]+ expires in (4\.\d+|5) days "
+        r"\([\d-]+ [\d:]+ UTC\), minimum 14 days \(tls_min_days\)",
+        entry["message"],
     ), entry["message"]
 
 
@@ -235,10 +243,26 @@ def test_tls_certificate_valid_red_when_expired(sandbox_factory, run_checks):
     entry = run_checks(sb.config, *only("tls_certificate_valid")).one("tls_certificate_valid")
     assert entry["outcome"] == "failed"
     assert re.match(
-        r"days until expiry is -(2|1\.\d+) days, minimum 14 days; a client refuses "
+        r"the leaf certificate .+ expired (2|1\.\d+) days ago \([\d-]+ [\d:]+ UTC\), "
+        r"minimum 14 days \(tls_min_days\); a client refuses "
         r"the certificate of 127\.0\.0\.1: certificate has expired",
         entry["message"],
     ), entry["message"]
+
+
+def test_tls_certificate_valid_red_when_an_intermediate_expires(sandbox_factory, run_checks):
+    """The leaf is good for 90 days; the intermediate the server sends expires in 3."""
+    sb = sandbox_factory("tls-intermediate-expiring")
+    entry = run_checks(sb.config, *only("tls_certificate_valid")).one("tls_certificate_valid")
+    assert entry["outcome"] == "failed"
+    assert re.fullmatch(
+        r"the intermediate certificate CN=opscheck sandbox intermediate CA,O=opscheck sandbox "
+        r"expires in (2\.\d+|3) days \([\d-]+ [\d:]+ UTC\), minimum 14 days \(tls_min_days\)",
+        entry["message"],
+    ), entry["message"]
+    ev = {e["name"].split(" (")[0]: e for e in entry["evidence"]}
+    assert 89 < ev["leaf #0"]["value"] <= 90 and 2 < ev["intermediate #1"]["value"] <= 3
+    assert ev["client verification"]["value"] == "accepted", "a client still accepts it today"
 
 
 def test_tls_certificate_valid_red_on_wrong_host(sandbox_factory, run_checks):
@@ -261,3 +285,125 @@ def test_tls_certificate_unreachable(sandbox_factory, run_checks, fault):
     entry = run_checks(cfg, *only("tls_certificate_valid")).one("tls_certificate_valid")
     assert entry["outcome"] == "failed"
     assert entry["message"].startswith("cannot read the certificate of 127.0.0.1:9:")
+
+
+# ---- the health checks against a misbehaving server (tests/badserver.py) ----------------
+
+HEALTH_CHECKS = [*DAILY, "-k", "test_health_endpoint_up or test_health_components_healthy"]
+
+
+@pytest.fixture
+def bad_target(tmp_path):
+    """`bad_target("behaviour")`: (a config whose base_url is a BadServer, the server)."""
+    from tests.badserver import BadServer
+
+    started = []
+
+    def start(behaviour: str, timeout_s: float = 1, **kw: str):
+        srv = BadServer(behaviour, **kw)
+        started.append(srv)
+        config = tmp_path / f"bad-{len(started)}.toml"
+        config.write_text(f'[service]\nbase_url = "{srv.url}"\ntimeout_s = {timeout_s}\n')
+        return config, srv
+
+    yield start
+    for srv in started:
+        srv.stop()
+
+
+def test_health_checks_red_on_a_redirect_to_a_login_page(bad_target, run_checks):
+    config, srv = bad_target("redirect-login")
+    run = run_checks(config, *HEALTH_CHECKS)
+    login = f"http://127.0.0.1:{srv.port}/login?next=/health"
+    up = run.one("health_endpoint_up")
+    assert up["outcome"] == "failed"
+    assert up["message"] == (
+        f"GET {srv.url}/health answered 301 redirect to {login}, expected 200 "
+        "(redirects are not followed)"
+    )
+    assert {"name": "redirects to", "value": login, "unit": "", "limit": None} in up["evidence"]
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == (
+        f"GET {srv.url}/health answered 301 redirect to {login}; redirects are not followed, "
+        "component states unknown"
+    )
+    assert "hunter2" not in run.stdout + json.dumps(run.report)
+    assert srv.requests == ["GET /health HTTP/1.1"] * 2
+
+
+def test_health_checks_red_on_a_redirect_to_a_healthy_port(sandbox, bad_target, run_checks):
+    """The 302 points at the healthy sandbox (which passes both checks itself)."""
+    import tomllib
+
+    healthy = tomllib.loads(sandbox.config.read_text())["service"]["base_url"]
+    config, _ = bad_target("redirect", redirect_to=f"{healthy}/health")
+    run = run_checks(config, *HEALTH_CHECKS)
+    assert run.outcomes() == {"health_endpoint_up": "failed", "health_components_healthy": "failed"}
+    assert f"answered 302 redirect to {healthy}/health" in run.one("health_endpoint_up")["message"]
+    direct = run_checks(sandbox.config, *HEALTH_CHECKS)
+    assert direct.outcomes() == {
+        "health_endpoint_up": "passed",
+        "health_components_healthy": "passed",
+    }
+
+
+def test_health_checks_red_on_headers_trickled_at_one_byte_a_second(bad_target, run_checks):
+    """Each byte comes within the 2 s timeout: only a total deadline ends the request."""
+    config, srv = bad_target("trickle-headers", timeout_s=2)
+    run = run_checks(config, *HEALTH_CHECKS)
+    up = run.one("health_endpoint_up")
+    assert up["outcome"] == "failed"
+    assert re.fullmatch(
+        rf"GET {srv.url}/health: no answer within 2 s \(status line and headers not complete\) "
+        r"after 2\d{3} ms, limit 2000 ms",
+        up["message"],
+    ), up["message"]
+    assert up["duration_s"] < 5, "held until the deadline, not until pytest-timeout"
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == (
+        f"GET {srv.url}/health: no answer within 2 s (status line and headers not complete); "
+        "component states unknown"
+    )
+
+
+def test_health_checks_red_on_an_answer_cut_mid_headers(bad_target, run_checks):
+    config, srv = bad_target("cut-headers")
+    run = run_checks(config, *HEALTH_CHECKS)
+    cut = "connection closed mid-headers (after the status '200 OK'): no complete answer"
+    up = run.one("health_endpoint_up")
+    assert up["outcome"] == "failed"
+    assert up["message"].startswith(f"GET {srv.url}/health: {cut} after "), up["message"]
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == f"GET {srv.url}/health: {cut}; component states unknown"
+
+
+def test_health_components_red_on_a_json_list(bad_target, run_checks):
+    config, srv = bad_target("json-list")
+    run = run_checks(config, *HEALTH_CHECKS)
+    assert run.one("health_endpoint_up")["outcome"] == "passed"  # it does answer 200
+    components = run.one("health_components_healthy")
+    assert components["outcome"] == "failed"
+    assert components["message"] == (
+        f"GET {srv.url}/health answered 200: the answer is a JSON list, not an object: "
+        '["healthy", "healthy"]'
+    )
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "reason"),
+    [
+        ("broken-chunked", "broken chunked encoding: Invalid character in chunk size: b'zz'"),
+        ("short-body", "body cut: connection closed after 14 of 1000 bytes"),
+    ],
+)
+def test_health_endpoint_red_on_broken_framing(bad_target, run_checks, behaviour, reason):
+    config, srv = bad_target(behaviour)
+    run = run_checks(config, *HEALTH_CHECKS)
+    for check_id in ("health_endpoint_up", "health_components_healthy"):
+        entry = run.one(check_id)
+        assert entry["outcome"] == "failed"
+        assert entry["message"].startswith(f"GET {srv.url}/health: {reason}"), entry["message"]
+    assert "Traceback" not in run.stdout

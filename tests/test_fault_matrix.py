@@ -83,6 +83,7 @@ MATRIX = {
     ("llm-401",): {"template_generation_smoke", "error_log_review", "llm_api_errors"},
     ("llm-overloaded",): {"template_generation_smoke", "error_log_review"},
     ("embeddings-401",): {"template_generation_smoke", "error_log_review", "llm_api_errors"},
+    ("tls-intermediate-expiring",): {"tls_certificate_valid"},
 }
 
 

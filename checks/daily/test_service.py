@@ -3,7 +3,13 @@
 import pytest
 
 from opscheck.evidence import fmt
-from opscheck.probes.http import get_json
+from opscheck.probes.http import HttpResult, get_json
+
+
+def _health(cfg) -> HttpResult:
+    """GET /health once; redirects are answers (a 3xx is not healthy), never followed."""
+    s = cfg.service
+    return get_json(s.base_url, "/health", s.timeout_s, s.ca_bundle, s.max_body_bytes)
 
 
 @pytest.mark.daily
@@ -12,7 +18,7 @@ from opscheck.probes.http import get_json
 def test_health_endpoint_up(cfg, evidence):
     """서비스 정상 실행 확인: GET /health answers 200 within service.timeout_s."""
     limit_ms = cfg.service.timeout_s * 1000
-    res = get_json(cfg.service.base_url, "/health", cfg.service.timeout_s, cfg.service.ca_bundle)
+    res = _health(cfg)
     if not res.answered:
         evidence.record("response time", res.elapsed_ms, "ms", limit_ms)
         evidence.breach(
@@ -22,6 +28,9 @@ def test_health_endpoint_up(cfg, evidence):
     else:
         ok = res.status == 200
         why = f"GET {res.url} answered {res.status_text}, expected 200"
+        if 300 <= res.status < 400:
+            why += " (redirects are not followed)"
+            evidence.record("redirects to", res.location or "(no Location)")
         evidence.expect("HTTP status", res.status, 200, ok, why)
         evidence.at_most("response time", res.elapsed_ms, "ms", limit_ms)
     evidence.verdict()
@@ -32,10 +41,17 @@ def test_health_endpoint_up(cfg, evidence):
 @pytest.mark.predeploy
 def test_health_components_healthy(cfg, evidence):
     """시스템 상태 확인: /health status and every component are "healthy"."""
-    res = get_json(cfg.service.base_url, "/health", cfg.service.timeout_s, cfg.service.ca_bundle)
-    body = res.body if isinstance(res.body, dict) else {}
+    res = _health(cfg)
+    body = res.object_body or {}
     if not res.answered:
         evidence.breach(f"GET {res.url}: {res.error}; component states unknown")
+    elif 300 <= res.status < 400:
+        evidence.breach(
+            f"GET {res.url} answered {res.status_text}; redirects are not followed, "
+            "component states unknown"
+        )
+    elif res.object_body is None:
+        evidence.breach(f"GET {res.url} answered {res.status}: {res.object_problem()}")
     elif "status" not in body:
         evidence.breach(f"GET {res.url} answered {res.status} without a health status")
     else:

@@ -19,11 +19,15 @@ import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from opscheck.sandbox import layout
 from opscheck.sandbox.faults import FAULTS, check_names
+
+if TYPE_CHECKING:
+    import trustme
 
 MARKER = ".opscheck-sandbox"
 DEFAULT_DIR = Path(os.environ.get("TMPDIR", "/tmp")) / "opscheck-sandbox"
@@ -173,7 +177,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-TLS_FAULTS = ("tls-expiring", "tls-expired", "tls-wrong-host")
+TLS_FAULTS = ("tls-expiring", "tls-expired", "tls-wrong-host", "tls-intermediate-expiring")
 
 
 def _wants_tls(opts: Options) -> bool:
@@ -181,28 +185,84 @@ def _wants_tls(opts: Options) -> bool:
 
 
 def _make_certs(lay: layout.Layout, faults: tuple[str, ...]) -> tuple[Path, Path]:
-    """A CA (run/ca.pem, trusted by the written config) and the server's certificate:
-    valid for 127.0.0.1 and localhost for a year, or broken as a fault says."""
+    """A root CA (run/ca.pem, trusted by the written config), an intermediate CA and the
+    server's certificate, served as leaf + intermediate as a real CA's chain is: valid for
+    127.0.0.1 and localhost for a year (the intermediate for five), or broken as a fault says."""
     import trustme
 
     now = datetime.now(UTC)
-    names, not_before, not_after = ["127.0.0.1", "localhost"], now - timedelta(days=1), None
+    names, not_before = ["127.0.0.1", "localhost"], now - timedelta(days=1)
+    not_after, intermediate_until = now + timedelta(days=365), now + timedelta(days=5 * 365)
     if "tls-expiring" in faults:
         not_after = now + timedelta(days=5)
     if "tls-expired" in faults:
         not_before, not_after = now - timedelta(days=90), now - timedelta(days=2)
     if "tls-wrong-host" in faults:
         names = ["other.example"]
-    ca = trustme.CA()
-    leaf = ca.issue_cert(
-        *names, not_before=not_before, not_after=not_after or now + timedelta(days=365)
-    )
-    ca.cert_pem.write_to_path(str(lay.run / "ca.pem"))
+    if "tls-intermediate-expiring" in faults:
+        not_after, intermediate_until = now + timedelta(days=90), now + timedelta(days=3)
+    root = trustme.CA()
+    intermediate = _intermediate_ca(root, now - timedelta(days=1), intermediate_until)
+    leaf = intermediate.issue_cert(*names, not_before=not_before, not_after=not_after)
+    root.cert_pem.write_to_path(str(lay.run / "ca.pem"))
     leaf.private_key_pem.write_to_path(str(lay.run / "server.key"))
     leaf.cert_chain_pems[0].write_to_path(str(lay.run / "server.pem"))
-    for extra in leaf.cert_chain_pems[1:]:
-        extra.write_to_path(str(lay.run / "server.pem"), append=True)
+    intermediate.cert_pem.write_to_path(str(lay.run / "server.pem"), append=True)
     return lay.run / "server.pem", lay.run / "server.key"
+
+
+def _intermediate_ca(root: trustme.CA, not_before: datetime, not_after: datetime) -> trustme.CA:
+    """A CA signed by `root`, valid from `not_before` to `not_after` (trustme's own child
+    CAs have fixed dates, so this one is built with cryptography and handed to trustme)."""
+    import trustme
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    issuer = x509.load_pem_x509_certificate(root.cert_pem.bytes())
+    signer = serialization.load_pem_private_key(root.private_key_pem.bytes(), None)
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name(
+        [
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "opscheck sandbox"),
+            x509.NameAttribute(NameOID.COMMON_NAME, "opscheck sandbox intermediate CA"),
+        ]
+    )
+    usage = x509.KeyUsage(
+        digital_signature=True,
+        content_commitment=False,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=True,
+        crl_sign=True,
+        encipher_only=False,
+        decipher_only=False,
+    )
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(usage, critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+        .sign(signer, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    return trustme.CA.from_pem(cert.public_bytes(serialization.Encoding.PEM), key_pem)
 
 
 def _start_server(

@@ -466,6 +466,11 @@ FAULTS: dict[str, Fault] = {
             "server",
             "the embeddings API answers 401: a normal-looking template, no policy sources",
         ),
+        Fault(
+            "tls-intermediate-expiring",
+            "server",
+            "HTTPS whose served intermediate CA expires in 3 days (the leaf in 90)",
+        ),
     )
 }
 
