@@ -35,6 +35,7 @@ def test_template_generation_smoke(cfg, evidence):
             varied(req),
             cfg.service.timeout_s,
             cfg.service.ca_bundle,
+            cfg.service.max_body_bytes,
         )
         window = logwindow.since(before)
         evidence.record(
