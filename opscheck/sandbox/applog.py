@@ -47,7 +47,9 @@ class AppLog:
         now = datetime.now()
         data = "".join(line(name, level, msg, now) for name, level, msg in records)
         try:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            # (non-blocking: a FIFO in its place, the fifo-log fault, must not hang the replica)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK
+            fd = os.open(self.path, flags, 0o644)
         except OSError:
             return
         try:
