@@ -16,7 +16,9 @@ def window(cfg):
 
 def _traffic(cfg, state_dir):
     """(Summary of the responses' log, its name): access log if configured, else app log."""
-    return logs.traffic(cfg.paths.app_log, cfg.paths.access_log, state_dir)
+    return logs.traffic(
+        cfg.paths.app_log, cfg.paths.access_log, state_dir, cfg.paths.access_log_format
+    )
 
 
 def _app_log(cfg, state_dir):
@@ -144,7 +146,9 @@ def test_abnormal_access(cfg, state_dir, window, evidence):
     """비정상적인 접근 시도 확인: no client over the rate limit, probe-path hits, 401/403 bursts."""
     if not cfg.paths.access_log:
         pytest.skip("no access log configured ([paths] access_log)")
-    s = logs.view(cfg.paths.access_log, state_dir, "access")
+    s = logs.view(
+        cfg.paths.access_log, state_dir, "access", access_format=cfg.paths.access_log_format
+    )
     t, last = cfg.thresholds, window[0]
     rates, hits = s.in_hours(s.clients_over_rate, last), s.in_hours(s.probe_hits, last, add=True)
     auth = s.in_hours(s.auth_bursts, last)
@@ -173,7 +177,9 @@ def test_llm_usage(cfg, state_dir, window, evidence):
     )
     hits = list(app.key_hits)
     if cfg.paths.access_log:
-        hits += logs.view(cfg.paths.access_log, state_dir, "access").key_hits
+        hits += logs.view(
+            cfg.paths.access_log, state_dir, "access", access_format=cfg.paths.access_log_format
+        ).key_hits
     evidence.record("API-key-shaped strings in logs", len(hits), "", 0)
     if hits:
         evidence.breach(

@@ -11,7 +11,9 @@ MIN_SAMPLES = 10  # an hour with fewer responses has no meaningful p95 (one slow
 @pytest.mark.weekly
 def test_hourly_latency_profile(cfg, state_dir, evidence):
     """응답 시간 패턴 검토: no clock hour of the last 7 days with p95 above p95_response_ms."""
-    summary, source = logs.traffic(cfg.paths.app_log, cfg.paths.access_log, state_dir)
+    summary, source = logs.traffic(
+        cfg.paths.app_log, cfg.paths.access_log, state_dir, cfg.paths.access_log_format
+    )
     hours = logs.hours_back(backups.now(), 24 * 7, backups.zone(cfg.service.timezone))
     limit = cfg.thresholds.p95_response_ms
     profile = {

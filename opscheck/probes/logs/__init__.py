@@ -16,28 +16,38 @@ from opscheck.probes.logs.summary import Hist, Hour, Summary
 
 __all__ = ["Hist", "Hour", "Summary", "hours_back", "view", "windows"]
 
-_MEMO: dict[tuple[str, str], tuple[Summary, dict]] = {}
+_MEMO: dict[tuple[str, str, str], tuple[Summary, dict]] = {}
 
 
-def view(path: str, state_dir: Path | None, fmt: str = "app", workers: int = 2) -> Summary:
-    """The Summary of `path` and its rotated copies, computed once per process."""
-    key = (path, fmt)
+def view(
+    path: str,
+    state_dir: Path | None,
+    fmt: str = "app",
+    workers: int = 2,
+    access_format: str = "timed",
+) -> Summary:
+    """The Summary of `path` and its rotated copies, computed once per process; an
+    access log ("access") is read in nginx `log_format` `access_format`."""
+    key = (path, fmt, access_format if fmt == "access" else "")
     if key not in _MEMO:
         cache = state_dir / "logs" if state_dir is not None else None
-        _MEMO[key] = summarize(path, cache, workers=workers, fmt=fmt)
+        _MEMO[key] = summarize(path, cache, workers=workers, fmt=fmt, access_format=access_format)
     return _MEMO[key][0]
 
 
-def traffic(app_log: str, access_log: str, state_dir: Path | None) -> tuple[Summary, str]:
+def traffic(
+    app_log: str, access_log: str, state_dir: Path | None, access_format: str = "timed"
+) -> tuple[Summary, str]:
     """Where responses are counted: the access log when there is one (client-side
     truth, nginx's own 502/504 included), else the app log; and which it was."""
     if access_log:
-        return view(access_log, state_dir, "access"), f"access log {access_log}"
+        summary = view(access_log, state_dir, "access", access_format=access_format)
+        return summary, f"access log {access_log}"
     return view(app_log, state_dir, "app"), f"app log {app_log}"
 
 
-def stats(path: str, fmt: str = "app") -> dict:
-    return _MEMO.get((path, fmt), (None, {}))[1]
+def stats(path: str, fmt: str = "app", access_format: str = "timed") -> dict:
+    return _MEMO.get((path, fmt, access_format if fmt == "access" else ""), (None, {}))[1]
 
 
 def hours_back(end: datetime, hours: int, tz: tzinfo | None = None) -> list[str]:

@@ -29,7 +29,8 @@ from pathlib import Path
 from isal import igzip_threaded
 
 from opscheck.probes import ProbeError
-from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_access, scan_app
+from opscheck.probes.logs.access import cache_tag, log_format_of, scan_access
+from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_app
 from opscheck.probes.logs.summary import Summary
 
 HEAD = 64 << 10
@@ -142,8 +143,11 @@ def _scan_range(
     with _open(f) as fh:
         if start:
             fh.seek(start)
-        scan = scan_access if fmt == "access" else scan_app
-        summary = scan(fh, name, None if end is None else end - start, line_base)
+        length = None if end is None else end - start
+        if fmt.startswith("access"):  # "access:<log_format>"
+            summary = scan_access(fh, name, length, line_base, log_format_of(fmt))
+        else:
+            summary = scan_app(fh, name, length, line_base)
     return summary.to_json()
 
 
@@ -176,6 +180,7 @@ def summarize(
     workers: int = 1,
     fmt: str = "app",
     split_min: int = SPLIT_MIN,
+    access_format: str = "timed",
 ) -> tuple[Summary, dict]:
     """The merged Summary of a log and its rotated siblings, and how it was obtained.
 
@@ -183,6 +188,8 @@ def summarize(
     gzipped since) is not read; a plain file that only grew since the last pass (same
     device and inode, same 4 KiB before where the pass stopped) is read from there on.
     """
+    if fmt == "access":
+        fmt = f"access:{access_format}"  # nginx log_format, passed on to the scanner
     files = siblings(path)
     if not files:
         raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
@@ -197,7 +204,7 @@ def summarize(
     jobs: list[tuple[LogFile, str | None, int, int, Summary | None]] = []
     for f in files:
         try:
-            key: str | None = "{}-{}-{}".format(fmt, *content_key(f))
+            key: str | None = "{}-{}-{}".format(cache_tag(fmt), *content_key(f))
         except (OSError, EOFError) as exc:
             total.notes.append(f"{f.path.name}: content not identified ({exc}); read whole")
             key = None
@@ -259,7 +266,7 @@ def _last_record(f: LogFile, start: int, line_base: int) -> tuple[Summary, int]:
 def _active_key(f: LogFile, fmt: str) -> str:
     """A plain file's identity while it grows or is renamed: device and inode."""
     st = f.path.stat()
-    return f"{fmt}-inode-{st.st_dev}-{st.st_ino}"
+    return f"{cache_tag(fmt)}-inode-{st.st_dev}-{st.st_ino}"
 
 
 def _run(
