@@ -495,7 +495,7 @@ class Bytes(Words):
         self.a = np.frombuffer(buf, np.uint8)
 
     def bytes_at(self, pos: np.ndarray, offset: int, count: int) -> np.ndarray:
-        if count > 3:
+        if count > 3 or count < 1:
             return super().bytes_at(pos, offset, count)
         return np.stack([self.a[pos + (offset + k)] for k in range(count)])
 
@@ -948,9 +948,9 @@ class AccessScanner:
             p0 = r0
         p1 = _path_end(words, p0, r1, queries, self.fmt.request_var == "request")
         if self.fmt.request_var == "request":
-            too_long = (p1 == -2) | (p1 - r0 > TEXT_WIDTH)
-            length = np.where((gap < 0) | too_long, 0, p1 - r0)
-            return [(r0, length)], b"", too_long & (gap >= 0)
+            none = (gap <= r0) | (p1 == p0)  # no space, no method, or no path
+            too_long = ~none & ((p1 == -2) | (p1 - r0 > TEXT_WIDTH))
+            return [(r0, np.where(none | too_long, 0, p1 - r0))], b"", too_long
         too_long = (p1 == -2) | (p1 - p0 > TEXT_WIDTH)
         length = np.where(too_long, 0, p1 - p0)
         if "request_method" not in spans:
@@ -1175,11 +1175,15 @@ def _client_spans(words: Words, spans: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _request_key(request: bytes) -> bytes:
-    """b"POST /path?x HTTP/1.1" -> b"POST /path"; b"" when it holds no method and path."""
-    parts = request.split(b" ")
-    if len(parts) < 2 or not parts[0] or not parts[1]:
+    """b"POST /path?x HTTP/1.1" -> b"POST /path": the path runs from the first space to a
+    final " HTTP/x.y" (else to the next space), the query left out; b"" when the
+    request line holds no method and path."""
+    method, sep, rest = request.partition(b" ")
+    if not method or not sep:
         return b""
-    return parts[0] + b" " + parts[1].split(b"?", 1)[0]
+    target = rest[:-9] if rest[-9:-3] == b" HTTP/" else rest.split(b" ", 1)[0]
+    target = target.split(b"?", 1)[0]
+    return method + b" " + target if target else b""
 
 
 def _row(fmt: LogFormat, get: dict) -> tuple | None:
