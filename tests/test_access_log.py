@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -225,6 +226,14 @@ def test_client_is_the_first_forwarded_address(tmp_path, xff, client):
     assert dict(s.probe_hits) == {f"2026-11-25 04|{client} /.env 200": 1}
 
 
+def test_time_out_of_range_is_unparsed_not_a_crash(tmp_path):
+    msec = '$remote_addr $msec "$request" $status $request_time'
+    s = summarize(tmp_path, ['1.2.3.4 99999999999999.000 "GET / HTTP/1.1" 200 0.5'], msec)
+    assert (s.lines, s.unparsed) == (1, 1)
+    s = summarize(tmp_path, [timed(T0).replace("2026", "0999")])
+    assert (s.lines, s.unparsed) == (1, 1)
+
+
 def test_request_method_and_uri_format(tmp_path):
     fmt = '$remote_addr [$time_local] $request_method "$request_uri" $status $request_time'
     rows = [f'1.2.3.4 [{stamp(T0)}] POST "/api/v1/templates/generate?a=1" 200 2.5'] * 2
@@ -302,6 +311,18 @@ def test_window_is_keyed_by_the_hour_it_ends_in(tmp_path):
         "2026-11-25 12|c": 20,
         "2026-11-25 13|c": 30,
     }
+
+
+@pytest.mark.parametrize("far", [False, True])
+def test_window_over_any_span_of_time_in_one_buffer(far):
+    """Times too far apart for one sort key are counted the slow way: the same peaks."""
+    peaks: dict[str, int] = {}
+    keys = access.Keys()
+    w = access.Windows(3, peaks, keys)
+    a, b, c = keys.id(b"a"), keys.id(b"b"), keys.id(b"c")
+    t = np.array([0, 1000, 2000, 59_999, 60_000, 5, 6, 7, 3 << 60 if far else 10**9])
+    w.add(t, np.array([a, a, a, a, a, c, c, c, b]))
+    assert peaks == {"1970-01-01 00|a": 4, "1970-01-01 00|c": 3}
 
 
 def test_window_holds_across_buffers_and_split_ranges(tmp_path, monkeypatch):

@@ -60,6 +60,7 @@ import numpy as np
 
 from opscheck.probes.logs import columns
 from opscheck.probes.logs.columns import TEXT_WIDTH, Words
+from opscheck.probes.logs.fields import FIXED, MONTHS, Bytes, Segment, digits, find, locate, times
 from opscheck.probes.logs.scan import KEY, complete_lines
 from opscheck.probes.logs.summary import Hist, Summary
 from opscheck.scrub import scrub
@@ -87,7 +88,6 @@ SOURCES = {
     "request_time": "access log ($request_time, client side)",
     "upstream_response_time": "access log ($upstream_response_time, upstream side)",
 }
-FIXED = {"time_local": 26, "time_iso8601": 25, "status": 3}  # value widths, in bytes
 NUMBERS = frozenset(
     [
         "request_time",
@@ -135,11 +135,11 @@ AUTH_FLOOR = 5
 WINDOW_MS = 60_000
 CARRY_MS = 2 * WINDOW_MS  # requests kept for the next buffer's windows (lines a bit out of order)
 LEAD_IN = 1 << 20
-FIND_REACH = 64  # bytes searched for the literal that ends a value; a longer value is read alone
 _BUCKETS = 2048  # histogram buckets per (hour, endpoint): up to 1.01^2047 ms
 _OPEN = 512  # (hour, endpoint) histograms kept in numpy before they go to the Summary
 _CACHE_MAX = 100_000
 NL = b"\n"
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # an odd 64-bit constant, to mix two hashes
 
 
 class FormatError(ValueError):
@@ -158,7 +158,7 @@ class LogFormat:
     duration_var: str  # "" when the format has no timing
     request_var: str  # "request" or "request_uri"
     regex: re.Pattern[bytes]  # one whole line (fallback), named groups for what is read
-    plan: tuple[_Segment, ...] | None  # how numpy places the variables; None: regex only
+    plan: tuple[Segment, ...] | None  # how numpy places the variables; None: regex only
     quotes: int  # double quotes in the format's literals
 
     @property
@@ -179,15 +179,6 @@ def _wanted(names, time_var: str, request_var: str, duration_var: str) -> tuple[
     want = [time_var, "status", request_var, duration_var]
     want += ["request_method", "remote_addr", "http_x_forwarded_for"]
     return tuple(v for v in dict.fromkeys(want) if v and v in names)
-
-
-@dataclass(frozen=True)
-class _Segment:
-    """The text between two of the format's quotes: `lits[0] names[0] lits[1] ...`."""
-
-    lits: tuple[bytes, ...]  # len(names) + 1 literals (some empty)
-    names: tuple[str, ...]
-    split: int  # the variable whose end is found from the right (fixed widths after it)
 
 
 def format_id(spec: str) -> str:
@@ -305,7 +296,7 @@ def _may_hold(name: str, char: int) -> bool:
     return True
 
 
-def _plan(pieces, wanted: set[str]) -> tuple[tuple[_Segment, ...] | None, int]:
+def _plan(pieces, wanted: set[str]) -> tuple[tuple[Segment, ...] | None, int]:
     """The format cut at its quotes into segments, each placed from the left and its
     fixed-width tail from the right (a value not read and followed by fixed widths
     only is not searched for); None when a value's end cannot be told."""
@@ -335,7 +326,7 @@ def _plan(pieces, wanted: set[str]) -> tuple[tuple[_Segment, ...] | None, int]:
                 return None, len(segments) - 1
             split = i
             break
-        plan.append(_Segment(tuple(lits), tuple(names), max(split, 0)))
+        plan.append(Segment(tuple(lits), tuple(names), max(split, 0)))
     return tuple(plan), len(segments) - 1
 
 
@@ -374,8 +365,6 @@ def _regex(pieces, escape: str, wanted: tuple[str, ...]) -> re.Pattern[bytes]:
 
 # ---------------------------------------------------------------- values, one at a time
 
-_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-_MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _LOCAL = re.compile(rb"(\d\d)/([A-Za-z]{3})/(\d{4}):(\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)")
 _ISO = re.compile(rb"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:([+-])(\d\d):(\d\d)|Z)")
 
@@ -385,14 +374,15 @@ def time_ms(var: str, value: bytes) -> int | None:
     value, or None when it is not one."""
     try:
         if var == "msec":
-            return round(float(value) * 1000.0) if re.fullmatch(rb"\d+\.\d+", value) else None
+            ok = re.fullmatch(rb"\d+\.\d+", value) and float(value) < 253402300800.0
+            return round(float(value) * 1000.0) if ok else None
         m = (_LOCAL if var == "time_local" else _ISO).fullmatch(value)
         if m is None:
             return None
         g = [x.decode() if x is not None else None for x in m.groups()]
         if var == "time_local":
             day, mon, year, hh, mm, ss, sign, zh, zm = g
-            month = _MONTHS.get(mon)
+            month = MONTHS.get(mon)
         else:
             year, mon, day, hh, mm, ss, sign, zh, zm = g
             month = int(mon)
@@ -476,195 +466,6 @@ def endpoint(key: bytes, escape: str) -> Endpoint | None:
     raw = _unescape(target.split(b"?", 1)[0], escape).decode("utf-8", "replace")
     name = f"{method.decode('ascii', 'replace')} {raw[:80]}"
     return Endpoint(name, raw[:80], bool(PROBE_PATH.match(normalise(raw))))
-
-
-# ---------------------------------------------------------------- many lines at once
-
-_LOW7 = np.uint64(0x7F7F7F7F7F7F7F7F)
-_ONES = np.uint64(0x0101010101010101)
-_ONE = np.uint64(1)
-_ZERO = np.uint8(ord("0"))
-_MIX = np.uint64(0x9E3779B97F4A7C15)
-
-
-class Bytes(Words):
-    """`Words`, and the buffer as bytes (a gather of 1 to 3 bytes is cheaper there)."""
-
-    def __init__(self, buf) -> None:
-        super().__init__(buf)
-        self.a = np.frombuffer(buf, np.uint8)
-
-    def bytes_at(self, pos: np.ndarray, offset: int, count: int) -> np.ndarray:
-        if count > 3 or count < 1:
-            return super().bytes_at(pos, offset, count)
-        return np.stack([self.a[pos + (offset + k)] for k in range(count)])
-
-
-def _zero_bytes(x: np.ndarray) -> np.ndarray:
-    """The high bit of each byte of `x` that is 0 (exactly: no carries between bytes)."""
-    return ~(((x & _LOW7) + _LOW7) | x | _LOW7)
-
-
-def find(words: Words, pos: np.ndarray, limit: np.ndarray, chars: bytes) -> np.ndarray:
-    """The first position at or after each `pos` and before its `limit` that holds one of
-    `chars`: -1 where there is none before the limit, -2 where none is within
-    `FIND_REACH` bytes and the limit is further."""
-    out = np.full(len(pos), -1, np.int64)
-    todo = None  # every line, the first time
-    wanted = [_ONES * np.uint64(c) for c in chars]
-    for k in range(0, FIND_REACH, 8):
-        p = (pos if todo is None else pos[todo]) + k
-        x = words.at(p)
-        z = _zero_bytes(x ^ wanted[0])
-        for w in wanted[1:]:
-            z |= _zero_bytes(x ^ w)
-        at = p + (np.bitwise_count((z & (~z + _ONE)) - _ONE) >> 3).astype(np.int64)
-        hit = z != 0
-        lim = limit if todo is None else limit[todo]
-        found = hit & (at < lim)
-        if todo is None:
-            out = np.where(found, at, out)
-            todo = np.flatnonzero(~(hit | (p + 8 >= lim)))
-        else:
-            out[todo[found]] = at[found]
-            todo = todo[~(hit | (p + 8 >= lim))]
-        if not len(todo):
-            return out
-    out[todo] = -2
-    return out
-
-
-def _digits(rows: np.ndarray, ok: np.ndarray, *index: int) -> np.ndarray:
-    """The decimal number in the byte rows `index` (each row a byte of every line)."""
-    value = np.zeros(rows.shape[1], np.int64)
-    for i in index:
-        d = rows[i] - _ZERO  # wraps below "0": a non-digit is > 9
-        ok &= d <= 9
-        value = value * 10 + d
-    return value
-
-
-_MONTH_CODES = np.array(sorted(int.from_bytes(m.encode(), "little") for m in _MONTHS), np.int64)
-_MONTH_OF_CODE = np.array(
-    [_MONTHS[c.to_bytes(3, "little").decode()] for c in _MONTH_CODES.tolist()], np.int64
-)
-_DAYS_IN = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31], np.int64)
-
-
-def _epoch_days(y: np.ndarray, m: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil)."""
-    y = y - (m <= 2)
-    era = y // 400
-    yoe = y - era * 400
-    doy = (153 * np.where(m > 2, m - 3, m + 9) + 2) // 5 + d - 1
-    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
-
-
-def _clock(b: np.ndarray, ok: np.ndarray, y, mon, d, at: int) -> np.ndarray:
-    """Epoch ms of a date and the "HH:MM:SS" at byte row `at` of `b`, checked."""
-    hh, mm, ss = (
-        _digits(b, ok, at, at + 1),
-        _digits(b, ok, at + 3, at + 4),
-        _digits(b, ok, at + 6, at + 7),
-    )
-    leap = (y % 4 == 0) & ((y % 100 != 0) | (y % 400 == 0))
-    ok &= (mon >= 1) & (mon <= 12) & (d >= 1) & (hh < 24) & (mm < 60) & (ss < 60)
-    ok &= (d <= _DAYS_IN[np.clip(mon, 0, 12)]) & ((mon != 2) | (d <= 28) | leap)
-    ok &= (y >= 1970) & (y <= 9999)
-    secs = _epoch_days(y, mon, d) * 86400 + hh * 3600 + mm * 60 + ss
-    return secs * 1000
-
-
-def _rows(words: Words, pos: np.ndarray, width: int) -> np.ndarray:
-    return np.concatenate([words.bytes_at(pos, k, min(8, width - k)) for k in range(0, width, 8)])
-
-
-def times(words: Words, var: str, pos: np.ndarray, length: np.ndarray, ok: np.ndarray):
-    """Epoch ms of each line's time value; `ok` cleared where it is not one."""
-    if var == "msec":
-        secs = words.decimals(pos, length)
-        ok &= ~np.isnan(secs) & (secs < 253402300800.0)
-        return np.round(np.nan_to_num(secs) * 1000.0).astype(np.int64)
-    b = _rows(words, pos, FIXED[var])
-    if var == "time_local":  # 25/Nov/2026:13:05:00 +0900
-        seps = ((2, "/"), (6, "/"), (11, ":"), (14, ":"), (17, ":"), (20, " "))
-        code = b[3].astype(np.int64) | b[4].astype(np.int64) << 8 | b[5].astype(np.int64) << 16
-        i = np.minimum(np.searchsorted(_MONTH_CODES, code), 11)
-        ok &= _MONTH_CODES[i] == code
-        y, mon, d = _digits(b, ok, 7, 8, 9, 10), _MONTH_OF_CODE[i], _digits(b, ok, 0, 1)
-        ms, sign, zone = _clock(b, ok, y, mon, d, 12), b[21], (22, 23, 24, 25)
-    else:  # 2026-11-25T13:05:00+09:00
-        seps = ((4, "-"), (7, "-"), (10, "T"), (13, ":"), (16, ":"), (22, ":"))
-        y, mon, d = _digits(b, ok, 0, 1, 2, 3), _digits(b, ok, 5, 6), _digits(b, ok, 8, 9)
-        ms, sign, zone = _clock(b, ok, y, mon, d, 11), b[19], (20, 21, 23, 24)
-    for at, char in seps:
-        ok &= b[at] == ord(char)
-    ok &= (sign == ord("+")) | (sign == ord("-"))
-    zh, zm = _digits(b, ok, *zone[:2]), _digits(b, ok, *zone[2:])
-    offset = (zh * 3600 + zm * 60) * 1000
-    return ms - np.where(sign == ord("-"), -offset, offset)
-
-
-def _verify(words: Words, pos: np.ndarray, lit: bytes, start, end, ok: np.ndarray) -> None:
-    """Clear `ok` where `lit` does not stand at `pos` inside [start, end)."""
-    if not lit:
-        ok &= (pos >= start) & (pos <= end)
-        return
-    inside = (pos >= start) & (pos + len(lit) <= end)
-    ok &= inside
-    safe = np.where(inside, pos, start)  # reads stay inside the line
-    if len(lit) == 1:
-        ok &= (words.a[safe] == lit[0]) | ~inside
-    else:
-        ok &= words.starts_with(safe, lit) | ~inside
-
-
-def locate(fmt: LogFormat, words: Words, s, e, q, qfirst, ok) -> dict[str, tuple]:
-    """(start, end) of every wanted variable of each line [s, e), whose quotes are
-    q[qfirst], q[qfirst + 1] ...; `ok` cleared where the line is not as the format says."""
-    wanted = set(fmt.wanted)
-    spans: dict[str, tuple] = {}
-    last = len(q) - 1
-    for k, seg in enumerate(fmt.plan or ()):
-        lo = s if k == 0 else q[np.minimum(qfirst + k - 1, last)] + 1
-        hi = e if k == fmt.quotes else q[np.minimum(qfirst + k, last)]
-        lo, hi = np.minimum(lo, e), np.minimum(hi, e)
-        ok &= lo <= hi
-        _segment(seg, words, lo, hi, ok, spans, wanted)
-    return spans
-
-
-def _segment(seg: _Segment, words: Words, lo, hi, ok, spans: dict, wanted: set) -> None:
-    m = len(seg.names)
-    if m == 0:
-        _verify(words, lo, seg.lits[0], lo, hi, ok)
-        ok &= hi - lo == len(seg.lits[0])
-        return
-    _verify(words, lo, seg.lits[0], lo, hi, ok)
-    cur = np.minimum(lo + len(seg.lits[0]), hi)
-    for i in range(seg.split):
-        name, sep = seg.names[i], seg.lits[i + 1]
-        if name in FIXED:
-            end = cur + FIXED[name]
-        else:
-            end = find(words, cur, hi, sep[:1])
-            ok &= end >= 0
-        end = np.clip(end, cur, hi)
-        if name in wanted:
-            spans.setdefault(name, (cur, end))
-        _verify(words, end, sep, lo, hi, ok)
-        cur = np.minimum(end + len(sep), hi)
-    right = hi - len(seg.lits[m])
-    _verify(words, right, seg.lits[m], lo, hi, ok)
-    for j in range(m - 1, seg.split, -1):
-        start = right - FIXED[seg.names[j]]
-        if seg.names[j] in wanted:
-            spans.setdefault(seg.names[j], (np.maximum(start, lo), right))
-        right = start - len(seg.lits[j])
-        _verify(words, right, seg.lits[j], lo, hi, ok)
-    ok &= right >= cur
-    if seg.names[seg.split] in wanted:
-        spans.setdefault(seg.names[seg.split], (cur, np.maximum(right, cur)))
 
 
 # ---------------------------------------------------------------- the scanner
@@ -832,7 +633,8 @@ class Windows:
         for hh, cc, v in zip(h[last].tolist(), c[last].tolist(), n[last].tolist(), strict=True):
             best[(hh, cc)] = v
         for (hh, cc), v in best.items():
-            name = f"{hour_key(hh)}|{self.clients.texts[cc].decode('ascii', 'replace')}"
+            who = self.clients.texts[cc].decode("ascii", "replace") or "-"
+            name = f"{hour_key(hh)}|{who}"
             if v > self.peaks.get(name, 0):
                 self.peaks[name] = v
 
@@ -908,10 +710,10 @@ class AccessScanner:
         rows = np.flatnonzero(ok)
         s, e, qfirst = s[rows], e[rows], qfirst[rows]
         good = np.ones(len(rows), bool)
-        spans = locate(fmt, words, s, e, q, qfirst, good)
+        spans = locate(fmt.plan, fmt.quotes, set(fmt.wanted), words, s, e, q, qfirst, good)
         t0, t1 = spans[fmt.time_var]
         t_ms = times(words, fmt.time_var, t0, t1 - t0, good)
-        status = _digits(words.bytes_at(spans["status"][0], 0, 3), good, 0, 1, 2)
+        status = digits(words.bytes_at(spans["status"][0], 0, 3), good, 0, 1, 2)
         ms = self._durations(words, buf, spans, len(rows))
         parts, prefix, ep_long = self._request_keys(words, spans, queries)
         cl_pos, cl_len = _client_spans(words, spans)
