@@ -139,6 +139,16 @@ def test_config_default_is_timed():
     assert config.Paths().access_log_format == "timed"
 
 
+def test_timing_anywhere_and_unknown_variables(tmp_path):
+    fmt = '$remote_addr [$time_local] $request_time "$request" $status $my_thing "$http_user_agent"'
+    assert compile_format(fmt).plan is not None
+    line = f'1.2.3.4 [{stamp(T0)}] 2.500 "POST /api/v1/templates/generate HTTP/1.1" 200 x9 "a b"'
+    s = summarize(tmp_path, [line] * 3, fmt)
+    h = s.hours["2026-11-25 04"]
+    assert (s.unparsed, h.generations, h.latency.n) == (0, 3, 3)
+    assert h.latency.mean_ms == pytest.approx(2500, rel=0.01)
+
+
 def test_ambiguous_format_is_read_line_by_line(tmp_path):
     """An unquoted user agent (spaces) before another value: no numpy plan, same counts."""
     fmt = '$remote_addr [$time_local] "$request" $status $http_user_agent rt=$request_time'

@@ -7,7 +7,7 @@ import re
 import time
 from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -160,6 +160,24 @@ def test_client_is_the_first_forwarded_address_when_the_format_has_it(
 def test_403_burst_from_one_client_is_kept(traffic, name):
     s = _summary(traffic, name)
     assert s.in_hours(s.auth_bursts, traffic.hours) == {"127.0.0.1": AUTH_FLOOR + 1}
+
+
+@pytest.mark.parametrize(("seconds", "peak"), [(52, 40), (234, 10)])
+def test_403s_in_any_60_seconds_on_nginx_lines(traffic, tmp_path, seconds, peak):
+    """nginx's own 403 line, 40 times over `seconds` across a minute boundary: 40 in
+    52 s are one burst (per clock minute it was 20 and 20), 40 in 234 s are not."""
+    line = next(x for x in traffic.logs["timed"].read_text().splitlines() if " 403 " in x)
+    start = datetime(2026, 11, 25, 12, 0, 34, tzinfo=timezone(timedelta(hours=9)))
+    step = seconds / 39
+    lines = [
+        re.sub(r"\[[^]]+\]", (start + timedelta(seconds=round(i * step))).strftime(
+            "[%d/%b/%Y:%H:%M:%S %z]"), line, count=1)
+        for i in range(40)
+    ]  # fmt: skip
+    log = tmp_path / "access.log"
+    log.write_text("\n".join(lines) + "\n")
+    s, _ = files.summarize(str(log), None, fmt="access", access_format="timed")
+    assert s.auth_bursts == {"2026-11-25 03|127.0.0.1": peak}
 
 
 def test_abnormal_access_red_on_probes_nginx_answered(traffic, tmp_path):
