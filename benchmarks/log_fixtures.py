@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from opscheck.sandbox.traffic import Traffic, day_logs
+from opscheck.sandbox.traffic import MONTHS, Traffic, day_logs
 
 BENCH_DIR = Path(os.environ.get("OPSCHECK_BENCH_DIR", "/tmp/opscheck-bench"))
 
@@ -99,3 +100,49 @@ def access_log(name: str, size: int, seed: int = 4) -> Path:
             written, day = written + len(block), day + 1
     tmp.rename(out)
     return out
+
+
+_TIMED = re.compile(
+    r'(\S+) - - \[(\d\d)/(\w{3})/(\d{4}):(\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)\] "([^"]*)" (\d{3}) '
+    r'(\d+) "([^"]*)" "([^"]*)" ([\d.]+)'
+)
+_MONTHS = {m: i for i, m in enumerate(MONTHS, 1)}
+
+
+def access_log_as(fmt: str, size: int) -> Path:
+    """`size` bytes of the `access_log` traffic in another nginx format: "combined",
+    "main" (every fourth client behind a balancer at 10.0.0.2, the client in
+    X-Forwarded-For) or "json" (the `json` preset, `escape=json`)."""
+    src = access_log(f"access-{size // 1_000_000}mb", size)
+    out = BENCH_DIR / f"access-{size // 1_000_000}mb-{fmt}" / "access.log"
+    if out.exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part")
+    written = 0
+    with open(src, encoding="utf-8") as f, open(tmp, "w", encoding="utf-8") as w:
+        for n, line in enumerate(f):
+            written += w.write(_convert(fmt, _TIMED.match(line), n) + "\n")
+            if written >= size:
+                break
+    tmp.rename(out)
+    return out
+
+
+def _convert(fmt: str, m: re.Match, n: int) -> str:
+    client, day, mon, year, clock, zh, zm, request, status, size, ref, agent, rt = m.groups()
+    if fmt == "combined":
+        return m.group(0).rsplit(" ", 1)[0]
+    if fmt == "main":
+        lb = n % 4 == 0
+        addr, xff = ("10.0.0.2", f"{client}, 10.0.0.2") if lb else (client, "-")
+        head = m.group(0).rsplit(" ", 1)[0].replace(client, addr, 1)
+        return f'{head} "{xff}"'
+    when = f"{year}-{_MONTHS[mon]:02d}-{day}T{clock}{zh}:{zm}"
+    upstream = "-" if request.startswith("GET /health") else f"{max(float(rt) - 0.002, 0):.3f}"
+    return (
+        f'{{"time":"{when}","remote_addr":"{client}","x_forwarded_for":"",'
+        f'"request":"{request}","status":{status},"body_bytes_sent":{size},'
+        f'"request_time":{rt},"upstream_response_time":"{upstream}",'
+        f'"http_referer":"{"" if ref == "-" else ref}","http_user_agent":"{agent}"}}'
+    )

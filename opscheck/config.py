@@ -99,6 +99,18 @@ class Paths(_Section):
     key_registry: str = "/secure/api_keys.json"
     attestations_dir: str = "attestations"
     scratch_dir: str = ""  # where restore drills unpack; "" = the system's temp dir
+    access_log_format: str = "timed"  # nginx log_format text, or combined, timed, main, json
+
+    @field_validator("access_log_format")
+    @classmethod
+    def _readable_format(cls, value: str) -> str:
+        from opscheck.probes.logs.access import FormatError, compile_format
+
+        try:
+            compile_format(value)
+        except FormatError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _below_app_dir(self) -> Paths:

@@ -170,3 +170,6 @@ def tmpfs(tmp_path: Path) -> Iterator:
 def sandbox(sandbox_factory) -> Sandbox:
     """A healthy sandbox with its replica running."""
     return sandbox_factory()
+
+
+from tests.realnginx import real_nginx  # noqa: E402, F401  (a real nginx before the sandbox)

@@ -283,12 +283,13 @@ def test_access_log_format(tmp_path):
         "garbage line",
     ]
     s, _ = files.summarize(str(write(tmp_path / "access.log", rows)), None, fmt="access")
-    h = s.hours["2026-11-25 13"]
+    h = s.hours["2026-11-25 04"]  # 13:05 +0900 is 04:05 UTC
     assert h.requests == 3 and h.errors_5xx == 1 and h.generations == 1
-    assert h.latency.n == 2, "$request_time is optional"
+    assert h.latency.n == 2 and s.untimed == 1, "a combined line in a timed log has no duration"
     assert set(h.endpoint_latency) == {"POST /api/v1/templates/generate", "GET /health"}
-    assert s.probe_hits == {"2026-11-25 13|198.51.100.7 /.env 200": 1}
-    assert s.unparsed == 1
+    assert s.probe_hits == {"2026-11-25 04|198.51.100.7 /.env 200": 1}
+    assert (s.unparsed, s.unparsed_sample) == (1, "garbage line")
+    assert s.latest == "2026-11-25 04:05:02"
 
 
 def test_unreadable_log_is_a_probe_error_with_reason(tmp_path):

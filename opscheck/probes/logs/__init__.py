@@ -40,20 +40,34 @@ def view(
     workers: int = 2,
     tz: str = "",
     logrotate_conf: str = "",
+    access_format: str = "timed",
 ) -> Summary:
     """The Summary of `path` and its rotated copies, computed once per process. App log
-    stamps are read as wall-clock times in zone `tz`; rotated copies are also looked
-    for in the `olddir` the logrotate file names."""
-    key = (path, fmt, tz)
+    stamps are read as wall-clock times in zone `tz`; an access log ("access") is read
+    in nginx `log_format` `access_format`; rotated copies are also looked for in the
+    `olddir` the logrotate file names."""
+    key = _key(path, fmt, tz, access_format)
     if key not in _MEMO:
         cache = state_dir / "logs" if state_dir is not None else None
         extra = olddirs(logrotate_conf)
-        _MEMO[key] = summarize(path, cache, workers=workers, fmt=fmt, tz=tz, olddirs=extra)
+        _MEMO[key] = summarize(
+            path,
+            cache,
+            workers=workers,
+            fmt=fmt,
+            tz=tz,
+            olddirs=extra,
+            access_format=access_format,
+        )
     return _MEMO[key][0]
 
 
-def stats(path: str, fmt: str = "app", tz: str = "") -> dict:
-    return _MEMO.get((path, fmt, tz), (None, {}))[1]
+def _key(path: str, fmt: str, tz: str, access_format: str) -> tuple[str, str, str]:
+    return (path, fmt, access_format if fmt == "access" else tz)
+
+
+def stats(path: str, fmt: str = "app", tz: str = "", access_format: str = "timed") -> dict:
+    return _MEMO.get(_key(path, fmt, tz, access_format), (None, {}))[1]
 
 
 def blind_spots(s: Summary, what: str, now: datetime, records: bool = True) -> list[str]:
@@ -89,12 +103,18 @@ def seen(s: Summary, what: str, now: datetime, records: bool = True) -> Summary:
 
 
 def traffic(
-    app_log: str, access_log: str, state_dir: Path | None, tz: str = "", logrotate_conf: str = ""
+    app_log: str,
+    access_log: str,
+    state_dir: Path | None,
+    access_format: str = "timed",
+    tz: str = "",
+    logrotate_conf: str = "",
 ) -> tuple[Summary, str]:
     """Where responses are counted: the access log when there is one (client-side
     truth, nginx's own 502/504 included), else the app log; and which it was."""
     if access_log:
-        return view(access_log, state_dir, "access"), f"access log {access_log}"
+        summary = view(access_log, state_dir, "access", access_format=access_format)
+        return summary, f"access log {access_log}"
     return view(app_log, state_dir, "app", tz=tz, logrotate_conf=logrotate_conf), (
         f"app log {app_log}"
     )
@@ -125,7 +145,7 @@ def app_log(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
 def access_log(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
     """The nginx access log's Summary, whole (else a ProbeError), and its name."""
     p = cfg.paths
-    s = view(p.access_log, state_dir, "access")
+    s = view(p.access_log, state_dir, "access", access_format=p.access_log_format)
     what = f"access log {p.access_log}"
     return seen(s, what, now, records=False), what
 

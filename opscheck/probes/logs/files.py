@@ -31,7 +31,8 @@ from pathlib import Path
 from isal import igzip_threaded
 
 from opscheck.probes import ProbeError
-from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_access, scan_app
+from opscheck.probes.logs.access import cache_tag, log_format_of, scan_access
+from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_app
 from opscheck.probes.logs.summary import Summary
 
 HEAD = 64 << 10
@@ -226,8 +227,8 @@ def _scan_range(
         if start:
             fh.seek(start)
         length = None if end is None else end - start
-        if fmt == "access":
-            summary = scan_access(fh, name, length, line_base)
+        if fmt.startswith("access"):  # "access:<log_format>"
+            summary = scan_access(fh, name, length, line_base, log_format_of(fmt))
         else:
             summary = scan_app(fh, name, length, line_base, tz)
     return summary.to_json()
@@ -264,6 +265,7 @@ def summarize(
     split_min: int = SPLIT_MIN,
     tz: str = "",
     olddirs: tuple[str, ...] = (),
+    access_format: str = "timed",
 ) -> tuple[Summary, dict]:
     """The merged Summary of a log and its rotated siblings, and how it was obtained.
 
@@ -273,6 +275,8 @@ def summarize(
     App log stamps are wall-clock times in zone `tz` ("": this machine's zone). A file
     that vanishes while it is read (rotated meanwhile) is a ProbeError saying so.
     """
+    if fmt == "access":
+        fmt = f"access:{access_format}"  # nginx log_format, passed on to the scanner
     try:
         return _summarize(path, cache_dir, workers, fmt, split_min, tz, olddirs)
     except FileNotFoundError as exc:
@@ -300,7 +304,8 @@ def _summarize(
         except OSError as exc:
             raise ProbeError(f"log {f.path}: cannot read: {exc.strerror}") from None
     cache = Cache(cache_dir)
-    kind = f"{fmt}-{zone_id(tz)}" if fmt == "app" else fmt  # a zone gives other UTC hours
+    # a zone gives other UTC hours, a log_format other fields: each its own cache entries
+    kind = f"{fmt}-{zone_id(tz)}" if fmt == "app" else cache_tag(fmt)
     total = Summary()
     stats = {"files": len(files), "read_bytes": 0, "cached_files": 0, "resumed_files": 0}
     jobs: list[tuple[LogFile, str | None, int, int, Summary | None]] = []
