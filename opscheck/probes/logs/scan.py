@@ -10,9 +10,9 @@ status, histogram bucket and endpoint in numpy; ERROR, WARNING and CRITICAL reco
 (about 1 %) get Python each, for their signature and traceback. A chunk ends before its
 last timestamped line, so a record and its traceback are read together.
 
-The nginx access log is read by one regex per line (`AccessScanner`). Undecodable
-bytes stay bytes until a signature or an endpoint is made; a line longer than
-`MAX_LINE` is cut and counted.
+The nginx access log is read by `access.py` (its `log_format` compiled to a parser).
+Undecodable bytes stay bytes until a signature or an endpoint is made; a line longer
+than `MAX_LINE` is cut and counted.
 """
 
 from __future__ import annotations
