@@ -332,15 +332,18 @@ def _summarize(
         else:
             jobs.append((f, key, 0, 0, None))
     results = _run([(f, k, o, n) for f, k, o, n, _ in jobs], workers, fmt, split_min, tz)
+    parts = [total]  # merged once at the end, into the largest (no copy of it)
     for (f, key, offset, _, before), (summary, end) in zip(jobs, results, strict=True):
         stats["read_bytes"] += f.size if f.compressed else end - offset
-        merged = before or Summary()
-        merged.merge(summary)
-        total.merge(merged)
+        merged = summary
+        if before is not None:
+            before.merge(summary)
+            merged = before
+        parts.append(merged)
         if f.active and fmt == "app":  # its last record, read now, not remembered
             last, read = _last_record(f, end, merged.lines, tz)
             stats["read_bytes"] += read
-            total.merge(last)
+            parts.append(last)
         else:
             read = 0
         if not f.compressed and f.size - end - read > MAX_LINE:
@@ -363,7 +366,11 @@ def _summarize(
             )
         if key and (f.compressed or end == f.size):
             cache.put(key, {"summary": merged.to_json()})
-    return total, stats
+    whole = max(parts, key=lambda part: len(part.hours))
+    for part in parts:
+        if part is not whole:
+            whole.merge(part)
+    return whole, stats
 
 
 def _last_record(f: LogFile, start: int, line_base: int, tz: str) -> tuple[Summary, int]:
@@ -430,6 +437,9 @@ def _run(
     merged: list[Summary] = [Summary() for _ in jobs]
     for (i, _), out in zip(tasks, outputs, strict=True):
         part = Summary.from_json(out)
+        if not merged[i].lines and not merged[i].hours:  # a file's first part: no copy
+            merged[i] = part
+            continue
         part.key_hits = [_shift(hit, merged[i].lines) for hit in part.key_hits]
         merged[i].merge(part)
     return [(merged[i], ends[i]) for i in range(len(jobs))]
