@@ -24,7 +24,7 @@ def now():
 @pytest.fixture
 def window(now):
     """(the last 24 clock hours, each of the seven 24-h windows before them), UTC."""
-    return logs.windows(now, None)
+    return logs.windows(now)
 
 
 def _last_24h(summary, window, source, evidence):

@@ -20,6 +20,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from opscheck.probes.logs.llm import kind
 from opscheck.scrub import scrub
 
 MAX_WINDOW = 8 << 20  # bytes read at most per window
@@ -189,10 +190,7 @@ def _count(data: bytes, win: Window) -> None:
 
 
 def _api(url: str) -> str:
-    """'LLM' for a messages call, 'embeddings' for an embeddings call, '' for others."""
-    path = url.split("?", 1)[0].rstrip("/")
-    if path.endswith("/messages") or path.endswith("/complete"):
-        return "LLM"
-    if path.endswith("/embeddings"):
-        return "embeddings"
-    return ""
+    """'LLM' for a messages call, 'embeddings' for an embeddings call, '' for others (the
+    same rule as the daily log checks')."""
+    target = url.split("://", 1)[-1].split("?", 1)[0].rstrip("/")
+    return {"llm": "LLM", "embeddings": "embeddings"}.get(kind(target), "")

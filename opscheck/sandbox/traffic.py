@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from opscheck.sandbox.applog import ANTHROPIC, OPENAI_EMBEDDINGS, stamp
+
 REQUESTS = [
     "피자 주문 완료 안내",
     "온라인 강의 수강 신청 완료",
@@ -27,10 +29,8 @@ TELEMETRY = (
     "chromadb.telemetry.product.posthog - ERROR - Failed to send telemetry event "
     "{event}: capture() takes 1 positional argument but 3 were given"
 )
-LLM = 'httpx - INFO - HTTP Request: POST https://api.anthropic.com/v1/messages "HTTP/1.1 {status}"'
-EMBEDDINGS = (
-    'httpx - INFO - HTTP Request: POST https://api.openai.com/v1/embeddings "HTTP/1.1 {status}"'
-)
+LLM = f'httpx - INFO - HTTP Request: POST {ANTHROPIC} "HTTP/1.1 {{status}}"'
+EMBEDDINGS = f'httpx - INFO - HTTP Request: POST {OPENAI_EMBEDDINGS} "HTTP/1.1 {{status}}"'
 RETRY = "anthropic._base_client - INFO - Retrying request to /v1/messages in {secs:.6f} seconds"
 LLM_ERROR = (
     "src.utils.llm_client - ERROR - Error generating response: Error code: {code} - "
@@ -105,10 +105,6 @@ class Traffic:
     llm_status: int = 200  # every LLM call answers this (401: a revoked key)
     llm_overloaded: float = 0.003  # share of LLM calls answered 529 (then retried)
     restart: bool = False  # the service restarted two hours ago (CollectionQueryEvent)
-
-
-def _stamp(ts: datetime) -> str:
-    return ts.strftime("%Y-%m-%d %H:%M:%S,") + f"{ts.microsecond // 1000:03d}"
 
 
 def _access(
@@ -285,7 +281,7 @@ def day_logs(
     for ts, text in app:
         if ts >= end:
             continue
-        app_lines.append(f"{_stamp(ts)} - {text}")
+        app_lines.append(f"{stamp(ts)} - {text}")
         if "Template generation failed" in text:  # the workflow logs its traceback
             app_lines += [
                 "Traceback (most recent call last):",

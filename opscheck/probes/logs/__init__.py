@@ -10,7 +10,7 @@ on the part of a log it could read.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opscheck.probes import ProbeError
@@ -102,35 +102,16 @@ def seen(s: Summary, what: str, now: datetime, records: bool = True) -> Summary:
     return s
 
 
-def traffic(
-    app_log: str,
-    access_log: str,
-    state_dir: Path | None,
-    access_format: str = "timed",
-    tz: str = "",
-    logrotate_conf: str = "",
-) -> tuple[Summary, str]:
-    """Where responses are counted: the access log when there is one (client-side
-    truth, nginx's own 502/504 included), else the app log; and which it was."""
-    if access_log:
-        summary = view(access_log, state_dir, "access", access_format=access_format)
-        return summary, f"access log {access_log}"
-    return view(app_log, state_dir, "app", tz=tz, logrotate_conf=logrotate_conf), (
-        f"app log {app_log}"
-    )
-
-
-def hours_back(end: datetime, hours: int, tz: tzinfo | None = None) -> list[str]:
-    """UTC hour keys ("YYYY-mm-dd HH") of the `hours` clock hours ending with `end`'s.
-    (`tz` is accepted for callers that pass the service's zone; keys are UTC whatever it is.)"""
+def hours_back(end: datetime, hours: int) -> list[str]:
+    """UTC hour keys ("YYYY-mm-dd HH") of the `hours` clock hours ending with `end`'s."""
     top = end.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     return [(top - timedelta(hours=n)).strftime("%Y-%m-%d %H") for n in range(hours)]
 
 
-def windows(now: datetime, tz: tzinfo | None, days: int = 7) -> tuple[list[str], list[list[str]]]:
+def windows(now: datetime, days: int = 7) -> tuple[list[str], list[list[str]]]:
     """The last 24 clock hours, and each of the `days` 24-hour windows before them."""
-    last = hours_back(now, 24, tz)
-    earlier = [hours_back(now - timedelta(hours=24 * d), 24, tz) for d in range(1, days + 1)]
+    last = hours_back(now, 24)
+    earlier = [hours_back(now - timedelta(hours=24 * d), 24) for d in range(1, days + 1)]
     return last, earlier
 
 
