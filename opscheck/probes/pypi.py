@@ -1,5 +1,8 @@
 """Newest releases on a package index's JSON API (PyPI's `/pypi/<name>/json`).
 
+`index_url` may also be `file:///folder`: a folder of `<name>/json` files, each as the
+JSON API answers (an offline copy for air-gapped hosts; the sandbox uses one).
+
 "Latest" is the highest PEP 440 version among the releases that have files and are not
 all yanked, pre-releases and dev releases excluded (PyPI's own `info.version` may name
 a pre-release when a project has nothing else).
@@ -7,7 +10,9 @@ a pre-release when a project has nothing else).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import requests
 from packaging.version import InvalidVersion, Version
@@ -25,13 +30,7 @@ def latest_release(name: str, index_url: str, timeout_s: float) -> str:
     """The newest final release of `name` on the index; ProbeError when it cannot tell."""
     url = f"{index_url.rstrip('/')}/{name}/json"
     try:
-        resp = requests.get(url, timeout=timeout_s, headers={"Accept": "application/json"})
-    except requests.RequestException as exc:
-        raise ProbeError(f"{url}: no answer ({type(exc).__name__})") from None
-    if resp.status_code != 200:
-        raise ProbeError(f"{url}: answered {resp.status_code}")
-    try:
-        releases = resp.json()["releases"]
+        releases = json.loads(_fetch(url, timeout_s))["releases"]
         if not isinstance(releases, dict):
             raise TypeError
     except (ValueError, KeyError, TypeError):
@@ -40,6 +39,21 @@ def latest_release(name: str, index_url: str, timeout_s: float) -> str:
     if not final:
         raise ProbeError(f"{url}: lists no final release")
     return str(max(final, key=Version))
+
+
+def _fetch(url: str, timeout_s: float) -> bytes:
+    if url.startswith("file://"):
+        try:
+            return Path(url.removeprefix("file://")).read_bytes()
+        except OSError as exc:
+            raise ProbeError(f"{url}: {exc.strerror or exc}") from None
+    try:
+        resp = requests.get(url, timeout=timeout_s, headers={"Accept": "application/json"})
+    except requests.RequestException as exc:
+        raise ProbeError(f"{url}: no answer ({type(exc).__name__})") from None
+    if resp.status_code != 200:
+        raise ProbeError(f"{url}: answered {resp.status_code}")
+    return resp.content
 
 
 def _final(text: str) -> bool:
