@@ -45,10 +45,10 @@ class JsonServer:
                 self.end_headers()
                 self.wfile.write(out)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 self._answer("GET")
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self._answer("POST")
 
             def log_message(self, *args: Any) -> None:
