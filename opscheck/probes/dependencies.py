@@ -10,13 +10,15 @@ Two ways to look pins up, each saying exactly which pins it could not look up:
 - `osv_mirror()` matches the pins against a local OSV mirror (a folder of OSV JSON
   records, as the OSV bulk export for PyPI unpacks, or that export's `all.zip`): the
   `affected[].ranges` of type ECOSYSTEM (introduced / fixed / last_affected / limit
-  events, PEP 440 order) and `affected[].versions`. Files are filtered by their raw bytes
-  first (a pin's name must appear in them), so only the few candidate records are parsed.
+  events, PEP 440 order) and `affected[].versions`. A record is parsed only when one of
+  the `"name"` fields in its raw bytes names a pin: 20,000 records take well under a
+  second (benchmarks/test_osv_match.py).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -245,11 +247,10 @@ def osv_mirror(pins: Pins, mirror: str | Path) -> Audit:
     if not pins.pins:
         return audit
     wanted = {p.name for p in pins.pins}
-    needle = _name_filter(wanted)
     records = 0
     for raw in _raw_records(mirror):
         records += 1
-        if needle.search(raw.lower()) is None:
+        if not _names_in(raw) & wanted:
             continue
         try:
             doc = json.loads(raw)
@@ -264,10 +265,13 @@ def osv_mirror(pins: Pins, mirror: str | Path) -> Audit:
     return audit
 
 
-def _name_filter(names: Iterable[str]) -> re.Pattern[bytes]:
-    """Bytes that any spelling of these names (- _ . interchangeable, any case) matches."""
-    alts = sorted({r"[-_.]+".join(map(re.escape, n.split("-"))) for n in names})
-    return re.compile(("|".join(alts)).encode())
+_NAME_FIELD = re.compile(rb'"name"\s*:\s*"([^"\\]+)"')
+
+
+def _names_in(raw: bytes) -> set[str]:
+    """Canonical names of every `"name": "..."` field in a record's raw bytes: a superset of
+    its packages' names, found without parsing the JSON (most records are skipped here)."""
+    return {canonicalize_name(m.decode("utf-8", "replace")) for m in _NAME_FIELD.findall(raw)}
 
 
 def _raw_records(mirror: Path) -> Iterator[bytes]:
@@ -282,11 +286,35 @@ def _raw_records(mirror: Path) -> Iterator[bytes]:
         return
     if not mirror.is_dir():
         raise ProbeError(f"{mirror}: not a folder of OSV records nor a zip of them")
-    for path in mirror.rglob("*.json"):
+    for path in _json_files(mirror):
         try:
-            yield path.read_bytes()
+            yield _read(path)
         except OSError as exc:
             raise ProbeError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _json_files(folder: Path) -> Iterator[str]:
+    """Every *.json below `folder` (os.scandir: ten times faster than Path.rglob here)."""
+    stack = [str(folder)]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for e in entries:
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(e.path)
+                elif e.name.endswith(".json"):
+                    yield e.path
+
+
+def _read(path: str) -> bytes:
+    """A whole file through os.read (half the cost of open().read() for small files)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _match_record(audit: Audit, pins: Pins, doc: dict, wanted: set[str]) -> None:
