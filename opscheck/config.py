@@ -154,6 +154,29 @@ class Thresholds(_Section):
     restore_max_extract_mb: int = Field(20480, gt=0)
     backup_headroom_sets: int = Field(3, ge=0)
     warning_min_lines: int = Field(20, ge=0)  # warning_log_review never fails below this
+    security_update_max_age_days: float = Field(30, ge=0)  # system_updates_applied
+
+
+CRITICAL_PACKAGES = ["fastapi", "uvicorn", "anthropic", "langchain"]
+
+
+class Packages(_Section):
+    """The dependency and patch checks: which packages matter, where to look them up."""
+
+    critical: list[str] = CRITICAL_PACKAGES  # outdated_critical_packages
+    index_url: str = "https://pypi.org/pypi"  # a JSON API: <index_url>/<name>/json
+    timeout_s: float = Field(15, gt=0)  # each index request; pip-audit's --timeout
+    audit_service: str = "pypi"  # pip-audit's vulnerability service: pypi or osv
+    osv_url: str = ""  # pip-audit --osv-url; "" = its default (api.osv.dev)
+    waived_advisories: list[str] = []  # advisory ids or aliases accepted after review
+    apt_config: str = ""  # an apt.conf passed as APT_CONFIG; "" = the host's apt setup
+
+    @field_validator("audit_service")
+    @classmethod
+    def _known_service(cls, value: str) -> str:
+        if value not in ("pypi", "osv"):
+            raise ValueError(f"must be pypi or osv, got {value!r}")
+        return value
 
 
 class Redis(_Section):
@@ -217,6 +240,7 @@ class Config(_Section):
     paths: Paths = Paths()
     thresholds: Thresholds = Thresholds()
     redis: Redis = Redis()
+    packages: Packages = Packages()
     load: Load = Load()
     logs: Logs = Logs()
     hosts: Hosts = Hosts()

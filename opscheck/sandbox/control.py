@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from opscheck.sandbox import layout
+from opscheck.sandbox import deps, layout
 from opscheck.sandbox.faults import FAULTS, check_names
 
 if TYPE_CHECKING:
@@ -108,6 +108,7 @@ def up(root: Path, opts: Options) -> Path:
     else:
         lay = layout.build(root, now, opts.requests_per_day)
     lay.run.mkdir(exist_ok=True)
+    _write_extras(lay)  # before the faults, which may break these files too
     for name in opts.faults:
         if FAULTS[name].apply is not None:
             FAULTS[name].apply(lay, now)
@@ -119,7 +120,6 @@ def up(root: Path, opts: Options) -> Path:
         "slow_s": opts.timeout_s + 3,
     }
     (lay.run / "sandbox.json").write_text(json.dumps(settings))
-    _write_extras(lay)
     tls = _make_certs(lay, opts.faults) if _wants_tls(opts) else None
     port = _free_port() if "down" in opts.faults else _start_server(lay, tls)
     if "cpu-hog" in opts.faults:
@@ -169,6 +169,7 @@ def _write_extras(lay: layout.Layout) -> None:
         json.dumps({"anthropic": {"created": today}, "openai": {"created": today}})
     )
     (lay.root / "tmp").mkdir(exist_ok=True)
+    deps.write(lay.root)
 
 
 def _free_port() -> int:
@@ -357,6 +358,11 @@ backup_dir = {q(lay.backups)}
 logrotate_conf = {q(r / "etc" / "kakao-template.logrotate")}
 temp_dirs = [{q(r / "tmp")}]
 key_registry = {q(r / "secure" / "api_keys.json")}
+osv_dir = {q(deps.osv_dir(r))}
+
+[packages]
+index_url = {q(f"file://{deps.index_dir(r)}")}
+apt_config = {q(deps.apt_dir(r) / "apt.conf")}
 
 [hosts]
 cpu_sample_s = 1

@@ -303,6 +303,68 @@ def _dateext_logs(lay: Layout, now: datetime) -> None:
             os.utime(new, (st.st_atime, st.st_mtime))
 
 
+def _requirements(lay: Layout, old: str, new: str) -> None:
+    path = lay.app / "requirements.txt"
+    text = path.read_text()
+    path.write_text(text.replace(old, new) if old else text + new)
+
+
+def _vulnerable_pin(lay: Layout, now: datetime) -> None:
+    """requirements.txt pins requests 2.32.3 (GHSA-9hjg-9r4m-mvj7 / CVE-2024-47081)."""
+    _requirements(lay, "", "requests==2.32.3\n")
+
+
+def _unpinned_dependency(lay: Layout, now: datetime) -> None:
+    """requirements.txt says httpx>=0.25 instead of a pin: no advisory can be matched."""
+    _requirements(lay, "httpx==0.25.2", "httpx>=0.25")
+
+
+def _stale_critical_package(lay: Layout, now: datetime) -> None:
+    """fastapi 0.110.0 appeared on the index: the pinned 0.104.1 is 6 minors behind."""
+    from opscheck.sandbox import deps
+
+    deps.add_release(lay.root, "fastapi", "0.110.0")
+
+
+def _registry(lay: Layout) -> Path:
+    return lay.root / "secure" / "api_keys.json"
+
+
+def _old_key(lay: Layout, now: datetime) -> None:
+    """The anthropic key in the registry was created 200 days ago."""
+    doc = json.loads(_registry(lay).read_text())
+    doc["anthropic"]["created"] = (now - timedelta(days=200)).date().isoformat()
+    _registry(lay).write_text(json.dumps(doc))
+
+
+def _key_value_in_registry(lay: Layout, now: datetime) -> None:
+    """Not a fault for the age check: the anthropic record also holds the key's value
+    (the .env's): it must never be read into a report."""
+    env = dict(line.split("=", 1) for line in lay.env_file.read_text().splitlines() if "=" in line)
+    doc = json.loads(_registry(lay).read_text())
+    doc["anthropic"]["key"] = env["ANTHROPIC_API_KEY"]
+    _registry(lay).write_text(json.dumps(doc))
+
+
+def _security_update(lay: Layout, days_old: float) -> None:
+    from opscheck.sandbox import aptrepo, deps
+
+    try:
+        aptrepo.publish(deps.apt_dir(lay.root), date=aptrepo.days_ago(days_old))
+    except RuntimeError as exc:
+        raise SystemExit(f"security update faults: {exc}") from None
+
+
+def _security_update_pending(lay: Layout, now: datetime) -> None:
+    """The sandbox's apt sees a security update (Debian-Security) in a list dated today."""
+    _security_update(lay, 0)
+
+
+def _stale_security_update(lay: Layout, now: datetime) -> None:
+    """The pending security update's list is dated 45 days ago: it waited that long."""
+    _security_update(lay, 45)
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -470,6 +532,43 @@ FAULTS: dict[str, Fault] = {
             "tls-intermediate-expiring",
             "server",
             "HTTPS whose served intermediate CA expires in 3 days (the leaf in 90)",
+        ),
+        Fault(
+            "vulnerable-pin",
+            "file",
+            "requirements.txt pins requests 2.32.3 (GHSA-9hjg-9r4m-mvj7)",
+            _vulnerable_pin,
+        ),
+        Fault(
+            "unpinned-dependency",
+            "file",
+            "requirements.txt has httpx>=0.25, not a pin",
+            _unpinned_dependency,
+        ),
+        Fault(
+            "stale-critical-package",
+            "file",
+            "the index has fastapi 0.110.0; 0.104.1 is pinned",
+            _stale_critical_package,
+        ),
+        Fault("old-key", "file", "the anthropic key was created 200 days ago", _old_key),
+        Fault(
+            "key-value-in-registry",
+            "file",
+            "not a fault for its age: the key registry also holds the anthropic key's value",
+            _key_value_in_registry,
+        ),
+        Fault(
+            "security-update-pending",
+            "file",
+            "apt sees a pending security update (needs apt-get, dpkg-deb, apt-ftparchive)",
+            _security_update_pending,
+        ),
+        Fault(
+            "stale-security-update",
+            "file",
+            "a security update pending for 45 days (its list dated then)",
+            _stale_security_update,
         ),
     )
 }

@@ -1,0 +1,251 @@
+"""Pending security updates on a Debian or Ubuntu host, from a simulated upgrade.
+
+`apt-get -s dist-upgrade` needs no root and changes nothing: it prints one line per
+package it would install, `Inst libssl3 [3.0.11-1~deb12u1] (3.0.11-1~deb12u2
+Debian-Security:12/stable-security [amd64])`, the parenthesis naming the candidate's
+version and the releases (`Label:Version/Suite`) that carry it. A package is a security
+update when one of those releases is a security one (its label or suite says
+"security"): Debian's `Debian-Security:12/stable-security`, Ubuntu's
+`Ubuntu:22.04/jammy-security`. dist-upgrade, not upgrade: a security fix that needs a new
+dependency is "kept back" by `upgrade` and would be missed.
+
+How long an update has been pending is at least the age of the package list it came in:
+the candidate was published no later than that release's `Date:` (its
+`/var/lib/apt/lists/*Release` file). That date is a lower bound and never overstates:
+a list refreshed every day says one day even when the fix came out in March, so the
+suite also keeps the first day it saw each (package, candidate) pending
+(`first_seen`), and the age is the larger of the two.
+
+`apt_config` (the `[packages] apt_config` key) names an apt.conf read as `APT_CONFIG`:
+apt's own way to point it at other state, lists, sources and dpkg status (the tests use
+a private repository and state this way; the host's apt state is never touched).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+
+from opscheck.probes import ProbeError
+
+
+class Unsupported(Exception):
+    """This host's package tool is not one the probe reads; the text says which."""
+
+
+@dataclass(frozen=True)
+class Release:
+    """One package list's release: who publishes it, which suite, and when."""
+
+    file: str
+    origin: str
+    label: str
+    suite: str
+    codename: str
+    date: datetime | None
+
+    @property
+    def security(self) -> bool:
+        return _is_security(f"{self.origin} {self.label} {self.suite} {self.codename}")
+
+
+@dataclass(frozen=True)
+class Pending:
+    package: str
+    installed: str
+    candidate: str
+    releases: tuple[str, ...]  # "Debian-Security:12/stable-security"
+    listed_since: datetime | None = None  # the Date of the list that carries it
+
+    @property
+    def security(self) -> bool:
+        return any(_is_security(r) for r in self.releases)
+
+
+@dataclass
+class Upgrade:
+    pending: list[Pending] = field(default_factory=list)
+    releases: list[Release] = field(default_factory=list)
+
+    @property
+    def security(self) -> list[Pending]:
+        return [p for p in self.pending if p.security]
+
+
+_INST = re.compile(r"^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) (.*?)(?: \[[^\]]*\])?\)")
+
+
+def _is_security(text: str) -> bool:
+    return "security" in text.lower()
+
+
+def _env(apt_config: str) -> dict[str, str]:
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
+    if apt_config:
+        env["APT_CONFIG"] = apt_config
+    return env
+
+
+def simulate(apt_config: str = "", timeout_s: float = 120) -> Upgrade:
+    """The packages a dist-upgrade would install now, with the releases they come from."""
+    if shutil.which("apt-get") is None:
+        raise Unsupported("no apt-get on this host (only Debian and Ubuntu are supported)")
+    if apt_config and not Path(apt_config).is_file():
+        raise ProbeError(f"[packages] apt_config {apt_config}: no such file")
+    cmd = ["apt-get", "-s", "-q", "-o", "Debug::NoLocking=1", "dist-upgrade"]
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            env=_env(apt_config),
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise ProbeError(f"apt-get -s dist-upgrade did not finish within {timeout_s:g} s") from None
+    if proc.returncode != 0:
+        last = [ln for ln in proc.stderr.splitlines() if ln.strip()][-1:] or ["no output"]
+        raise ProbeError(f"apt-get -s dist-upgrade exited {proc.returncode}: {last[0].strip()}")
+    releases = read_releases(lists_dir(apt_config))
+    return Upgrade(parse_simulation(proc.stdout, releases), releases)
+
+
+def parse_simulation(text: str, releases: list[Release] = ()) -> list[Pending]:
+    """The `Inst` lines of `apt-get -s` output."""
+    out = []
+    for line in text.splitlines():
+        m = _INST.match(line)
+        if not m:
+            continue
+        package, installed, candidate, where = m.groups()
+        names = tuple(r.strip() for r in where.split(", ") if r.strip())
+        out.append(
+            Pending(package, installed or "", candidate, names, _listed_since(names, releases))
+        )
+    return out
+
+
+def lists_dir(apt_config: str = "") -> Path:
+    """Where apt keeps its package lists under this config (Dir::State::lists)."""
+    try:
+        proc = subprocess.run(
+            ["apt-config", "shell", "LISTS", "Dir::State::lists/d"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=_env(apt_config),
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise ProbeError(f"apt-config: {exc}") from None
+    m = re.search(r"LISTS='([^']*)'", proc.stdout)
+    if proc.returncode != 0 or not m:
+        raise ProbeError(f"apt-config could not tell Dir::State::lists: {proc.stderr.strip()}")
+    return Path(m.group(1))
+
+
+def read_releases(folder: Path) -> list[Release]:
+    """The `*Release` and `*InRelease` files of apt's lists folder."""
+    out = []
+    for path in sorted(folder.glob("*Release")):
+        if path.name.endswith(".gpg") or not path.is_file():
+            continue
+        fields = _release_fields(path.read_text(errors="replace"))
+        out.append(
+            Release(
+                path.name,
+                fields.get("origin", ""),
+                fields.get("label", ""),
+                fields.get("suite", ""),
+                fields.get("codename", ""),
+                _date(fields.get("date", "")),
+            )
+        )
+    return out
+
+
+def _release_fields(text: str) -> dict[str, str]:
+    """The paragraph's `Key: value` fields (an InRelease's clear-signed text included)."""
+    if text.startswith("-----BEGIN PGP SIGNED MESSAGE-----"):
+        text = text.split("\n\n", 1)[-1]
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if line.startswith("-----BEGIN PGP SIGNATURE"):
+            break
+        key, sep, value = line.partition(":")
+        if sep and not line[:1].isspace():
+            fields.setdefault(key.strip().lower(), value.strip())
+    return fields
+
+
+def _date(text: str) -> datetime | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def _listed_since(names: tuple[str, ...], releases: list[Release]) -> datetime | None:
+    """The oldest Date of the lists whose label (or origin) and suite a candidate names."""
+    dates = []
+    for name in names:
+        label, _, rest = name.partition(":")
+        suite = rest.partition("/")[2]
+        for r in releases:
+            if label in (r.label, r.origin) and suite in (r.suite, r.codename) and r.date:
+                dates.append(r.date)
+    return min(dates) if dates else None
+
+
+# ---- the suite's own memory of what was pending ------------------------------------------
+
+HISTORY = "security_updates_seen.json"
+
+
+def remember(state_dir: Path, pending: list[Pending], now: datetime) -> dict[str, datetime]:
+    """First day each pending (package, candidate) was seen; entries no longer pending drop.
+
+    Kept in the suite's state dir (beside the reports), never on the target.
+    """
+    path = state_dir / HISTORY
+    try:
+        seen = json.loads(path.read_text())
+        if not isinstance(seen, dict):
+            seen = {}
+    except (OSError, ValueError):
+        seen = {}
+    kept: dict[str, str] = {}
+    for p in pending:
+        key = f"{p.package} {p.candidate}"
+        kept[key] = seen.get(key) or now.isoformat()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(kept, indent=1, sort_keys=True))
+    tmp.replace(path)
+    out = {}
+    for key, text in kept.items():
+        try:
+            when = datetime.fromisoformat(text)
+        except (TypeError, ValueError):
+            when = now
+        out[key] = when if when.tzinfo else when.replace(tzinfo=UTC)
+    return out
+
+
+def pending_days(p: Pending, first_seen: dict[str, datetime], now: datetime) -> float:
+    """Days `p` has been pending at least: since its list's Date or since first seen."""
+    starts = [t for t in (p.listed_since, first_seen.get(f"{p.package} {p.candidate}")) if t]
+    start = min(starts) if starts else now
+    return max(0.0, (now - start).total_seconds() / 86400)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
