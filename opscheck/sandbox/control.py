@@ -158,11 +158,8 @@ def _copy_template(template: Path, root: Path) -> None:
 
 def _write_extras(lay: layout.Layout) -> None:
     """The host files later checks read: logrotate policy, key registry, temp dir."""
-    (lay.root / "etc").mkdir(exist_ok=True)
-    (lay.root / "etc" / "kakao-template.logrotate").write_text(
-        f"{lay.logs}/*.log {{\n    daily\n    missingok\n    rotate 30\n    compress\n"
-        "    delaycompress\n    notifempty\n    create 644 app app\n}\n"
-    )
+    if not lay.logrotate_conf.exists():  # layout.build writes it; faults may change it
+        layout.write_logrotate(lay)
     (lay.root / "secure").mkdir(exist_ok=True)
     today = datetime.now().date().isoformat()
     (lay.root / "secure" / "api_keys.json").write_text(
