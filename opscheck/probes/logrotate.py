@@ -5,7 +5,8 @@ token starts; a token starting with `/`, `"`, `'` or `~` begins a list of log pa
 patterns (quoted, several per line, over several lines) closed by a `{ ... }` block; any
 other word is a directive, global outside a block (it is the default of the blocks that
 follow, included files too) and the block's own inside; `include` reads a file, or every
-file of a directory in name order but hidden ones and logrotate's taboo extensions;
+file of a directory in name order but those with logrotate's taboo extensions
+(`.dpkg-old`, `.rpmsave`, `~` ...; hidden files are read, as logrotate does);
 `postrotate` ... `endscript` script bodies are skipped whatever braces they hold. The
 frequency words and `size` set one setting, the last one read winning, as logrotate says
 ("'size' overrides previously specified 'weekly'"); `nocompress`, `ifempty` ... undo
@@ -159,7 +160,7 @@ class _Reader:
             except OSError as exc:
                 raise LogrotateParseError(f"{where}: cannot list {path}: {exc.strerror}") from None
             for name in names:
-                if name.startswith(".") or name.endswith(TABOO) or ".dpkg-" in name:
+                if name.endswith(TABOO) or ".dpkg-" in name:
                     continue
                 if (path / name).is_file():
                     self.read_file(path / name, defaults, depth + 1)
