@@ -138,14 +138,19 @@ def walk(root: Path, skip: set[Path], extra: list[str], scan: SecretScan, cap: i
 
 
 def _sniff(path: Path) -> tuple[bool, int, str]:
-    """(is binary, size in bytes, "" or why it cannot be read)."""
+    """(is binary, size in bytes, "" or why it cannot be scanned). detect-secrets itself
+    skips a file that is not UTF-8 without a word, so that is checked here."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(SNIFF_BYTES)
-            size = os.fstat(f.fileno()).st_size
+        data = path.read_bytes()
     except OSError as exc:
         return False, 0, exc.strerror or str(exc)
-    return b"\0" in head, size, ""
+    if b"\0" in data[:SNIFF_BYTES]:
+        return True, len(data), ""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False, len(data), "not UTF-8 text"
+    return False, len(data), ""
 
 
 def load_baseline(path: Path) -> set[tuple[str, str, str]]:

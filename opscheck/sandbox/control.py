@@ -105,6 +105,7 @@ def up(root: Path, opts: Options) -> Path:
     if opts.template is not None:
         _copy_template(opts.template, root)
         lay = layout.Layout(root)
+        layout.write_logrotate(lay)  # it names the log dir: this sandbox's, not the template's
     else:
         lay = layout.build(root, now, opts.requests_per_day)
     lay.run.mkdir(exist_ok=True)
@@ -157,9 +158,8 @@ def _copy_template(template: Path, root: Path) -> None:
 
 
 def _write_extras(lay: layout.Layout) -> None:
-    """The host files later checks read: logrotate policy, key registry, temp dir."""
-    if not lay.logrotate_conf.exists():  # layout.build writes it; faults may change it
-        layout.write_logrotate(lay)
+    """The host files later checks read: key registry, temp dir (layout.build writes the
+    logrotate file)."""
     (lay.root / "secure").mkdir(exist_ok=True)
     today = datetime.now().date().isoformat()
     (lay.root / "secure" / "api_keys.json").write_text(

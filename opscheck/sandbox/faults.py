@@ -306,7 +306,8 @@ def _dateext_logs(lay: Layout, now: datetime) -> None:
 def _secret_in_source(lay: Layout, now: datetime) -> None:
     """A developer pasted an Anthropic key into the LLM client (line 7 of llm_client.py)."""
     path = lay.app / "src/utils/llm_client.py"
-    key = "sk-ant-api03-" + random.Random(3).randbytes(48).hex()[:86]
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    key = "sk-ant-api03-" + "".join(random.Random(3).choices(alphabet, k=95))
     text = path.read_text().replace('os.environ["ANTHROPIC_API_KEY"]', f'"{key}"')
     path.write_text(text)
 
