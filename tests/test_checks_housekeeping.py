@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from opscheck.probes import tempfiles
+from opscheck.probes import secrets, tempfiles
 
 
 def only(check_id: str) -> list[str]:
@@ -266,3 +266,34 @@ def test_tempfiles_probe_never_follows_a_link(tmp_path):
     (tmp / "link").symlink_to(outside)
     scan = tempfiles.scan([str(tmp)], 7, "*")
     assert scan.files_seen == 1 and scan.oldest_days < 1  # the link itself, just made
+
+
+def test_secrets_probe_excludes_data_logs_and_venvs_but_not_nested_names(tmp_path):
+    key = 'KEY = "sk-ant-api03-' + "Ab3dEf6hIj9kLm2nOp5qRs8tUv1wXy4z" * 2 + '"\n'
+    app = tmp_path / "app"
+    for rel in (
+        "data/x.py",
+        "logs/x.py",
+        "chroma_db/x.py",
+        ".venv/lib/x.py",
+        "src/__pycache__/x.py",
+        ".env",
+        "src/data/x.py",
+    ):
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text(key)
+    (app / "src/blob.bin").write_bytes(b"\0" + key.encode())
+    scan = secrets.scan(str(app), str(app / ".env"))
+    assert [(f.path, f.detector) for f in scan.findings if "Anthropic" in f.detector] == [
+        ("src/data/x.py", "Anthropic API Key")
+    ]
+    assert scan.files_scanned == 1 and scan.binary_skipped == 1
+
+
+def test_secrets_probe_names_a_file_it_may_not_read(tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root reads a mode-000 file")
+    (tmp_path / "secret.py").write_text("x = 1\n")
+    (tmp_path / "secret.py").chmod(0)
+    scan = secrets.scan(str(tmp_path), str(tmp_path / ".env"))
+    assert scan.unreadable == [("secret.py", "Permission denied")]
