@@ -297,3 +297,9 @@ def test_secrets_probe_names_a_file_it_may_not_read(tmp_path):
     (tmp_path / "secret.py").chmod(0)
     scan = secrets.scan(str(tmp_path), str(tmp_path / ".env"))
     assert scan.unreadable == [("secret.py", "Permission denied")]
+
+
+def test_secrets_probe_names_a_text_file_too_large_to_read(tmp_path):
+    (tmp_path / "dump.sql").write_bytes(b"INSERT INTO t VALUES (1);\n" * ((17 << 20) // 26 + 1))
+    scan = secrets.scan(str(tmp_path), str(tmp_path / ".env"))
+    assert scan.unreadable == [("dump.sql", "text larger than 16 MiB")]

@@ -215,3 +215,9 @@ def test_any_input_parses_or_raises_only_our_error(lines):
     for block in conf.blocks:
         assert isinstance(block.patterns, tuple)
         logrotate.blocks_for(conf, "/var/log/app.log")
+
+
+def test_a_directory_as_the_conf_reads_every_file_in_it(tmp_path):
+    (tmp_path / "a").write_text("/x/a.log {\n  rotate 2\n}\n")
+    (tmp_path / "b.rpmsave").write_text("/x/b.log {\n  rotate 2\n}\n")
+    assert [b.patterns for b in logrotate.parse(tmp_path).blocks] == [("/x/a.log",)]

@@ -122,7 +122,10 @@ def _octal(word: str) -> int | None:
 def parse(path: str | Path) -> Conf:
     """Read a logrotate file (and what it includes) as logrotate would."""
     conf = Conf()
-    _Reader(conf).read_file(Path(path), {}, 0)
+    if Path(path).is_dir():  # /etc/logrotate.d itself: every file in it, as `include` reads
+        _Reader(conf).include(str(path), str(path), {}, 0)
+    else:
+        _Reader(conf).read_file(Path(path), {}, 0)
     return conf
 
 

@@ -53,6 +53,7 @@ EXCLUDED_DIRS = (
 )
 EXCLUDED_TOP = ("data", "chroma_db", "logs")  # only directly below the app dir
 SNIFF_BYTES = 8192
+MAX_TEXT_BYTES = 16 << 20  # a larger text file is named, not read (exclude it if it is data)
 # detect-secrets' default filters but `is_indirect_reference`: it drops every finding on a
 # line shaped `x = f(...)`, so `Anthropic(api_key="sk-ant-...")`, the commonest leak, passed.
 # None of these calls the network (verification stays off: a key is never sent anywhere).
@@ -141,16 +142,21 @@ def _sniff(path: Path) -> tuple[bool, int, str]:
     """(is binary, size in bytes, "" or why it cannot be scanned). detect-secrets itself
     skips a file that is not UTF-8 without a word, so that is checked here."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(SNIFF_BYTES)
+            if b"\0" in head:
+                return True, size, ""
+            if size > MAX_TEXT_BYTES:
+                return False, size, f"text larger than {MAX_TEXT_BYTES >> 20} MiB"
+            data = head + f.read()
     except OSError as exc:
         return False, 0, exc.strerror or str(exc)
-    if b"\0" in data[:SNIFF_BYTES]:
-        return True, len(data), ""
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
-        return False, len(data), "not UTF-8 text"
-    return False, len(data), ""
+        return False, size, "not UTF-8 text"
+    return False, size, ""
 
 
 def load_baseline(path: Path) -> set[tuple[str, str, str]]:
