@@ -100,6 +100,10 @@ class Paths(_Section):
     attestations_dir: str = "attestations"
     scratch_dir: str = ""  # where restore drills unpack; "" = the system's temp dir
     access_log_format: str = "timed"  # nginx log_format text, or combined, timed, main, json
+    secrets_baseline: str = ""  # detect-secrets baseline; "" = <app_dir>/.secrets.baseline if any
+    secrets_exclude: list[str] = []  # more globs (paths below app_dir, or names) not scanned
+    temp_owner: str = ""  # whose temp files count: "" = service.user, "*" = every owner
+    temp_patterns: list[str] = ["*"]  # globs (below a temp dir, or names) that count
 
     @field_validator("access_log_format")
     @classmethod
@@ -155,6 +159,9 @@ class Thresholds(_Section):
     backup_headroom_sets: int = Field(3, ge=0)
     warning_min_lines: int = Field(20, ge=0)  # warning_log_review never fails below this
     security_update_max_age_days: float = Field(30, ge=0)  # system_updates_applied
+    live_log_max_mb: float = Field(100, gt=0)  # the app log being written (rotation stalled)
+    temp_scan_max_files: int = Field(100000, ge=1)  # temp_files_cleanup stops (and fails) here
+    secrets_max_files: int = Field(20000, ge=1)  # secrets_in_code stops (and fails) here
 
 
 CRITICAL_PACKAGES = ["fastapi", "uvicorn", "anthropic", "langchain"]
@@ -218,6 +225,29 @@ class Logs(_Section):
         return value
 
 
+GUIDE_LOGROTATE = [
+    "daily",
+    "rotate 30",
+    "compress",
+    "delaycompress",
+    "missingok",
+    "notifempty",
+    "create 644 app app",
+]
+
+
+class Logrotate(_Section):
+    policy: list[str] = GUIDE_LOGROTATE  # directives the app log's block must have
+
+    @field_validator("policy")
+    @classmethod
+    def _directives(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.split():
+                raise ValueError("an empty directive")
+        return value
+
+
 class Hosts(_Section):
     targets: list[str] = ["local://"]
     cpu_sample_s: float = Field(3.0, gt=0, le=60)
@@ -243,6 +273,7 @@ class Config(_Section):
     packages: Packages = Packages()
     load: Load = Load()
     logs: Logs = Logs()
+    logrotate: Logrotate = Logrotate()
     hosts: Hosts = Hosts()
     reports: Reports = Reports()
     history: History = History()

@@ -105,6 +105,7 @@ def up(root: Path, opts: Options) -> Path:
     if opts.template is not None:
         _copy_template(opts.template, root)
         lay = layout.Layout(root)
+        layout.write_logrotate(lay)  # it names the log dir: this sandbox's, not the template's
     else:
         lay = layout.build(root, now, opts.requests_per_day)
     lay.run.mkdir(exist_ok=True)
@@ -157,12 +158,8 @@ def _copy_template(template: Path, root: Path) -> None:
 
 
 def _write_extras(lay: layout.Layout) -> None:
-    """The host files later checks read: logrotate policy, key registry, temp dir."""
-    (lay.root / "etc").mkdir(exist_ok=True)
-    (lay.root / "etc" / "kakao-template.logrotate").write_text(
-        f"{lay.logs}/*.log {{\n    daily\n    missingok\n    rotate 30\n    compress\n"
-        "    delaycompress\n    notifempty\n    create 644 app app\n}\n"
-    )
+    """The host files later checks read: key registry, temp dir (layout.build writes the
+    logrotate file)."""
     (lay.root / "secure").mkdir(exist_ok=True)
     today = datetime.now().date().isoformat()
     (lay.root / "secure" / "api_keys.json").write_text(

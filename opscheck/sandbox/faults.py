@@ -365,6 +365,66 @@ def _stale_security_update(lay: Layout, now: datetime) -> None:
     _security_update(lay, 45)
 
 
+def _secret_in_source(lay: Layout, now: datetime) -> None:
+    """A developer pasted an Anthropic key into the LLM client (line 7 of llm_client.py)."""
+    path = lay.app / "src/utils/llm_client.py"
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    key = "sk-ant-api03-" + "".join(random.Random(3).choices(alphabet, k=95))
+    text = path.read_text().replace('os.environ["ANTHROPIC_API_KEY"]', f'"{key}"')
+    path.write_text(text)
+
+
+def _weak_logrotate(lay: Layout, now: datetime) -> None:
+    """The logrotate file keeps 7 days and never compresses."""
+    text = lay.logrotate_conf.read_text().replace("rotate 30", "rotate 7")
+    lay.logrotate_conf.write_text(text.replace("    compress\n", ""))
+
+
+def _uncompressed_rotated(lay: Layout, now: datetime) -> None:
+    """app.log.3 was left plain (a compression that failed): it is not app.log.3.gz."""
+    gz = lay.logs / "app.log.3.gz"
+    st = gz.stat()
+    plain = lay.logs / "app.log.3"
+    plain.write_bytes(gzip.decompress(gz.read_bytes()))
+    gz.unlink()
+    os.utime(plain, (st.st_atime, st.st_mtime))
+
+
+def _logs_beyond_retention(lay: Layout, now: datetime) -> None:
+    """Rotated logs of 35 to 40 days ago remain (rotate was once 60, then cleanup stalled)."""
+    for days in range(35, 41):
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=days)
+        line = f"{day:%Y-%m-%d} 12:00:00,000 - src.api.main - INFO - Request: GET /health\n"
+        path = lay.logs / f"app.log.{days}.gz"
+        path.write_bytes(gzip.compress(line.encode()))
+        t = (day + timedelta(days=1)).timestamp()
+        os.utime(path, (t, t))
+
+
+def _oversized_live_log(lay: Layout, now: datetime) -> None:
+    """The live app.log gained 101 MB of DEBUG lines over the last hour (rotation stalled,
+    LOG_LEVEL left at DEBUG); no request, error or warning line among them."""
+    path = lay.logs / "app.log"
+    st = path.stat()
+    start = now - timedelta(hours=1)
+    pad = "x" * 60
+    with open(path, "a") as f:
+        for minute in range(60):
+            stamp = (start + timedelta(minutes=minute)).strftime("%Y-%m-%d %H:%M:%S")
+            line = f"{stamp},000 - src.utils.performance_monitor - DEBUG - cache probe {pad}\n"
+            f.write(line * (101 * 2**20 // 60 // len(line) + 1))
+    os.utime(path, (st.st_atime, st.st_mtime))
+
+
+def _old_temp_files(lay: Layout, now: datetime) -> None:
+    """The service's temp dir keeps uploads of 9 and 12 days ago (cleanup stopped)."""
+    for n, days in ((7, 9), (8, 12)):
+        path = lay.service_tmp / f"upload-{n:04d}.json"
+        path.write_text('{"user_request": "예약 확인 안내"}\n')
+        t = (now - timedelta(days=days)).timestamp()
+        os.utime(path, (t, t))
+
+
 FAULTS: dict[str, Fault] = {
     f.name: f
     for f in (
@@ -569,6 +629,42 @@ FAULTS: dict[str, Fault] = {
             "file",
             "a security update pending for 45 days (its list dated then)",
             _stale_security_update,
+        ),
+        Fault(
+            "secret-in-source",
+            "file",
+            "an Anthropic API key written into src/utils/llm_client.py",
+            _secret_in_source,
+        ),
+        Fault(
+            "weak-logrotate",
+            "file",
+            "the logrotate file says rotate 7 and has no compress",
+            _weak_logrotate,
+        ),
+        Fault(
+            "uncompressed-rotated",
+            "file",
+            "the rotated app.log.3 is plain, not gzip",
+            _uncompressed_rotated,
+        ),
+        Fault(
+            "logs-beyond-retention",
+            "file",
+            "rotated app logs of 35-40 days ago remain (retention 30)",
+            _logs_beyond_retention,
+        ),
+        Fault(
+            "oversized-live-log",
+            "file",
+            "the live app.log holds 101 MB more of DEBUG lines from the last hour",
+            _oversized_live_log,
+        ),
+        Fault(
+            "old-temp-files",
+            "file",
+            "temp files of 9 and 12 days ago in the service's temp dir",
+            _old_temp_files,
         ),
     )
 }

@@ -118,6 +118,15 @@ class Layout:
     def run(self) -> Path:
         return self.root / "run"
 
+    @property
+    def logrotate_conf(self) -> Path:
+        return self.root / "etc" / "kakao-template.logrotate"
+
+    @property
+    def service_tmp(self) -> Path:
+        """The service's own temp dir below the host's (the config's temp_dirs)."""
+        return self.root / "tmp" / "kakao-template"
+
 
 def build(root: Path, now: datetime, requests_per_day: int = 600, seed: int = 7) -> Layout:
     """Write a healthy deployment below `root` as it stands at local time `now`."""
@@ -137,8 +146,91 @@ def build(root: Path, now: datetime, requests_per_day: int = 600, seed: int = 7)
     write_chroma(lay.chroma, rng)
     lay.nginx.mkdir(parents=True, exist_ok=True)
     traffic.write_logs(lay.logs, lay.nginx, now, traffic.Traffic(requests=requests_per_day), rng)
+    write_source(lay.app)
     write_backups(lay, now, days=30)
+    write_logrotate(lay)
+    write_temp_files(lay.service_tmp, now)
     return lay
+
+
+# ---- source, logrotate, temp files (weekly housekeeping and secrets) ---------------------
+
+SOURCE = {
+    "src/__init__.py": "",
+    "src/api/__init__.py": "",
+    "src/api/main.py": (
+        "import logging\n\nfrom fastapi import FastAPI\n\n"
+        'logger = logging.getLogger(__name__)\napp = FastAPI(title="AlimTalk template generator")\n'
+    ),
+    "src/utils/__init__.py": "",
+    "src/utils/llm_client.py": (
+        "import os\n\nfrom anthropic import Anthropic\n\n\n"
+        "def client() -> Anthropic:\n"
+        '    return Anthropic(api_key=os.environ["ANTHROPIC_API_KEY"])\n'
+    ),
+    "src/config/logging.yaml": (
+        "version: 1\nformatters:\n  default:\n"
+        "    format: '%(asctime)s - %(name)s - %(levelname)s - %(message)s'\n"
+    ),
+    # Kakao's published sandbox token for the examples: flagged by detect-secrets, accepted
+    # in .secrets.baseline (a finding the baseline must let pass).
+    "src/config/kakao_example.py": 'KAKAO_SANDBOX_SECRET = "kX9vQ2mR7tL4wZ8pN3bF6hJ1"\n',
+}
+LOGROTATE = """\
+# /etc/logrotate.d/kakao-template
+{logs}/*.log {{
+    daily
+    missingok
+    rotate 30
+    compress
+    delaycompress
+    notifempty
+    create 644 app app
+    postrotate
+        systemctl reload kakao-template
+    endscript
+}}
+"""
+
+
+def write_source(app: Path) -> None:
+    """A small source tree without secrets, and a detect-secrets baseline for its one
+    accepted finding (made by detect-secrets itself)."""
+    for rel, text in SOURCE.items():
+        (app / rel).parent.mkdir(parents=True, exist_ok=True)
+        (app / rel).write_text(text)
+    write_secrets_baseline(app, ["src/config/kakao_example.py"])
+
+
+def write_secrets_baseline(app: Path, files: list[str]) -> None:
+    """`.secrets.baseline` accepting every finding in `files`, in detect-secrets' format."""
+    from detect_secrets.core import baseline
+    from detect_secrets.core.secrets_collection import SecretsCollection
+
+    from opscheck.probes.secrets import _detect_secrets_settings
+
+    with _detect_secrets_settings():
+        found = SecretsCollection(root=str(app))
+        for rel in files:
+            found.scan_file(rel)
+        doc = baseline.format_for_output(found)
+    (app / ".secrets.baseline").write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def write_logrotate(lay: Layout) -> None:
+    """The guide's /etc/logrotate.d/kakao-template, for the sandbox's log dir."""
+    lay.logrotate_conf.parent.mkdir(parents=True, exist_ok=True)
+    lay.logrotate_conf.write_text(LOGROTATE.format(logs=lay.logs))
+
+
+def write_temp_files(folder: Path, now: datetime) -> None:
+    """A few of the service's temp files, all made within the last day."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, hours in enumerate((0.5, 3, 20)):
+        path = folder / f"upload-{n:04d}.json"
+        path.write_text('{"user_request": "피자 주문 완료 안내"}\n')
+        t = (now - timedelta(hours=hours)).timestamp()
+        os.utime(path, (t, t))
 
 
 def write_env(path: Path) -> None:
