@@ -13,7 +13,7 @@ import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
 from opscheck import config as cfgmod
-from opscheck import rootdir
+from opscheck import lifecycle, rootdir
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
@@ -70,6 +70,24 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(state, "opscheck-run")
     if METADATA in config.stash:  # pytest-metadata configured before us: add to its table
         config.stash[METADATA].update(state.metadata())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A checklist run handles SIGTERM and SIGINT: children stopped, scratch removed,
+    the check in progress an error, the reports finished, exit code 2."""
+    if STATE not in session.config.stash:
+        return
+
+    def stop(name: str) -> None:
+        session.shouldstop = f"interrupted ({name})"  # should a check swallow the raise
+
+    lifecycle.install(stop)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if STATE in config.stash:
+        lifecycle.uninstall()
 
 
 def _is_check_run(config: pytest.Config) -> bool:
@@ -229,6 +247,16 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     check_cell, evidence_cell = html_cells(report)
     cells.insert(1, check_cell)
     cells.insert(3, evidence_cell)
+
+
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session):
+    state = session.config.stash.get(STATE, None)
+    signal_name = lifecycle.interrupted()
+    if state is not None and signal_name:
+        prefix.append(
+            f"<p><b>Interrupted ({signal_name})</b>: {state.not_run()} checks not run "
+            "(listed as not run in the JSON report)</p>"
+        )
 
 
 def pytest_html_report_title(report) -> None:
