@@ -64,8 +64,12 @@ def reserve(directory: Path, now: datetime) -> ReportPaths:
             fd = os.open(paths.json, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump({"suite_version": __version__, "status": "running"}, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"suite_version": __version__, "status": "running"}, f)
+        except OSError:
+            paths.json.unlink(missing_ok=True)  # (a full disk: no empty report left)
+            raise
         return paths
     raise pytest.UsageError(f"no free report name left in {directory} for {base}")
 
@@ -300,7 +304,13 @@ class RunState:
             self.lock.release()
 
     def _write_json(self) -> None:
-        fallback = {"suite_version": __version__, "label": self.label, "status": "unwritten"}
+        fallback = {
+            "suite_version": __version__,
+            "label": self.label,
+            "status": "unwritten",
+            "exit_code": self.doc.get("exit_code"),
+            "unwritten": list(dict.fromkeys([*self.problems, *self.guard.problems])),
+        }
         problem = writers.write_json(self.paths.json, self.doc, fallback)
         if problem and problem not in self.problems:
             self.problems.append(problem)

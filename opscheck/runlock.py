@@ -46,8 +46,7 @@ def acquire(path: Path, label: str) -> RunLock:
         holder = _holder(fd)
         os.close(fd)
         raise pytest.UsageError(
-            f"another {label!r} run{holder} holds {path}; this run did not start "
-            "(two runs of one label at once would race on its reports and state)"
+            f"another {label!r} run{holder} holds {path}; this run did not start"
         ) from None
     _note_holder(fd)
     return RunLock(path, fd)

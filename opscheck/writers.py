@@ -36,13 +36,15 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, doc: dict[str, Any], fallback: dict[str, Any]) -> str:
-    """Write `doc`; on failure write `fallback` in place. Returns "" or what went wrong."""
+    """Write `doc`; on failure write `fallback` in place, with what went wrong added to its
+    "unwritten" list. Returns "" or what went wrong."""
     try:
         write_atomic(path, json.dumps(doc, ensure_ascii=False, indent=1))
         return ""
     except OSError as exc:
         problem = f"JSON report {path}: not written: {exc.strerror or exc}"
-    note = json.dumps({**fallback, "error": problem}).encode()
+    unwritten = [*fallback.get("unwritten", []), problem]
+    note = json.dumps({**fallback, "unwritten": unwritten}, ensure_ascii=False).encode()
     try:
         with open(path, "r+b") as f:
             f.write(note)
