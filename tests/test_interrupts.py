@@ -302,3 +302,23 @@ def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
         except psutil.Error:
             continue
     return out
+
+
+def test_small_inputs_start_no_process(sandbox_factory, tmp_path):
+    """Before: the sandbox's 2.3 MB log set and its few MB of backups each started a
+    spawned process pool. Now less than a pool's break-even is read in pytest's process."""
+    sb = sandbox_factory("down")
+    args = ("-m", "daily or weekly", "-k", "log or backup_integrity")
+    run = _start_checks(sb.config, tmp_path / "reports", *args)
+    spawned: set[str] = set()
+    while run.proc.poll() is None:
+        for p in _alive(run.descendants()):
+            cmd = " ".join(p.cmdline())
+            if "spawn_main" in cmd:
+                spawned.add(cmd)
+        time.sleep(0.02)
+    out, err = run.proc.communicate()
+    assert run.proc.returncode in (0, 1), (out, err)
+    doc, _, _ = triple(tmp_path / "reports")
+    assert "backup_integrity" in by_id(doc) and "error_log_review" in by_id(doc)
+    assert spawned == set()
