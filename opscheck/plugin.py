@@ -68,21 +68,11 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.self_contained_html = True
     config.option.xmlpath = str(state.paths.xml)
     config.pluginmanager.register(state, "opscheck-run")
+    # From here on SIGTERM and SIGINT stop children, remove scratch, make the check in
+    # progress an error, finish the reports and exit with code 2.
+    lifecycle.install(state.stop)
     if METADATA in config.stash:  # pytest-metadata configured before us: add to its table
         config.stash[METADATA].update(state.metadata())
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """A checklist run handles SIGTERM and SIGINT: children stopped, scratch removed,
-    the check in progress an error, the reports finished, exit code 2."""
-    if STATE not in session.config.stash:
-        return
-
-    def stop(name: str) -> None:
-        session.shouldstop = f"interrupted ({name})"  # should a check swallow the raise
-
-    lifecycle.install(stop)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -182,6 +182,7 @@ class RunState:
         self.guard = writers.Guard(paths.html, paths.xml)
         self.problems: list[str] = []  # what could not be written or removed
         self.doc: dict[str, Any] = {}
+        self.session: pytest.Session | None = None
 
     @classmethod
     def start(cls, config: pytest.Config, loaded: Loaded) -> RunState:
@@ -273,7 +274,14 @@ class RunState:
             entry.outcome, entry.message = "skipped", _message(report)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
         self.guard.install(session.config)
+
+    def stop(self, signal_name: str) -> None:
+        """On a signal: the session stops after this check, should a check swallow the
+        raise (`lifecycle` raises `Interrupted` in the check itself)."""
+        if self.session is not None:
+            self.session.shouldstop = f"interrupted ({signal_name})"
 
     def pytest_runtest_logstart(self, nodeid: str) -> None:
         self.current = nodeid
@@ -296,6 +304,12 @@ class RunState:
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """After every writer: what could not be written goes into the JSON and stderr."""
         self.problems += self.guard.problems
+        if not self.doc:  # interrupted before the session began: no check ran
+            signal_name = lifecycle.interrupted()
+            code = pytest.ExitCode.INTERRUPTED if signal_name else pytest.ExitCode.INTERNAL_ERROR
+            lifecycle.cleanup()
+            self.doc = self._document(int(code), signal_name)
+            self._write_json()
         if self.problems and self.doc:
             self.doc["unwritten"] = list(self.problems)
             self._write_json()
