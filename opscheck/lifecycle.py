@@ -74,7 +74,8 @@ def scratch_dirs() -> list[Path]:
 
 
 class _Pool(ProcessPoolExecutor):
-    """A process pool whose workers are registered as they are spawned."""
+    """A process pool whose workers are registered as they are spawned (CPython's
+    `_spawn_process`, 3.9 on; were it gone, `stop_children`'s sweep still finds them)."""
 
     what = "worker"
 

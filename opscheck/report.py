@@ -293,7 +293,7 @@ class RunState:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Before the HTML and XML writers: stop what runs, remove scratch, settle every
         check's outcome, write the JSON."""
-        self.problems += [f"scratch {p}: not removed" for p in lifecycle.cleanup()]
+        self.problems += [f"scratch not removed: {p}" for p in lifecycle.cleanup()]
         signal_name = lifecycle.interrupted()
         if signal_name:
             self._close_interrupted(session, signal_name)
