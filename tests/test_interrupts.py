@@ -181,9 +181,11 @@ def test_a_second_signal_while_finishing_does_not_break_the_reports(tmp_path):
 # ---- mid-probe interrupts against the real sandbox -------------------------------------
 
 
-def _start_checks(config: Path, reports: Path, *args: str) -> Started:
+def _start_checks(
+    config: Path, reports: Path, *args: str, env: dict[str, str] | None = None
+) -> Started:
     cli = ["--reports-dir", str(reports), "--ops-config", str(config), *args]
-    return Started(cli, REPO)
+    return Started(cli, REPO, env)
 
 
 def _scratch_bytes(scratch: Path) -> int:
@@ -273,8 +275,9 @@ def test_sigterm_mid_load_test_stops_locust(sandbox_factory, tmp_path):
     """Before: exit 143 and Locust (its own session) went on loading the target."""
     sb = sandbox_factory()
     config = sb.with_config("[load]\nusers = 4\nspawn_rate = 4\nduration_s = 120\n")
-    reports = tmp_path / "reports"
-    run = _start_checks(config, reports, "-m", "weekly and load")
+    reports, temp = tmp_path / "reports", tmp_path / "temp"
+    temp.mkdir()  # Locust's statistics folder lands here (TMPDIR)
+    run = _start_checks(config, reports, "-m", "weekly and load", env={"TMPDIR": str(temp)})
 
     def locust_running() -> bool:
         return any("locust" in " ".join(p.cmdline()) for p in _alive(run.descendants()))
@@ -288,9 +291,7 @@ def test_sigterm_mid_load_test_stops_locust(sandbox_factory, tmp_path):
     assert checks["load_test_p95"]["outcome"] == "error", checks["load_test_p95"]
     assert checks["load_test_p95"]["message"] == "interrupted (SIGTERM)"
     assert run.survivors() == []
-    assert not list(Path("/tmp").glob("opscheck-locust-*")) or all(
-        p.stat().st_mtime < time.time() - 600 for p in Path("/tmp").glob("opscheck-locust-*")
-    )
+    assert list(temp.iterdir()) == []
 
 
 def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
