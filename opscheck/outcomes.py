@@ -19,6 +19,6 @@ class ExitCode(IntEnum):
     NO_CHECKS = int(pytest.ExitCode.NO_TESTS_COLLECTED)  # the marker expression selected nothing
 
 
-OUTCOMES = ("passed", "failed", "error", "skipped", "waived")
+OUTCOMES = ("passed", "failed", "error", "skipped", "waived", "not run")  # not run: interrupted
 CADENCES = ("daily", "weekly", "monthly", "quarterly")
 SEVERITIES = ("critical", "warning")

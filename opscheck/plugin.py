@@ -13,7 +13,7 @@ import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
 from opscheck import config as cfgmod
-from opscheck import rootdir
+from opscheck import lifecycle, rootdir
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
@@ -68,8 +68,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.self_contained_html = True
     config.option.xmlpath = str(state.paths.xml)
     config.pluginmanager.register(state, "opscheck-run")
+    # From here on SIGTERM and SIGINT stop children, remove scratch, make the check in
+    # progress an error, finish the reports and exit with code 2.
+    lifecycle.install(state.stop)
     if METADATA in config.stash:  # pytest-metadata configured before us: add to its table
         config.stash[METADATA].update(state.metadata())
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if STATE in config.stash:
+        lifecycle.uninstall()
 
 
 def _is_check_run(config: pytest.Config) -> bool:
@@ -229,6 +237,16 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     check_cell, evidence_cell = html_cells(report)
     cells.insert(1, check_cell)
     cells.insert(3, evidence_cell)
+
+
+def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session):
+    state = session.config.stash.get(STATE, None)
+    signal_name = lifecycle.interrupted()
+    if state is not None and signal_name:
+        prefix.append(
+            f"<p><b>Interrupted ({signal_name})</b>: {state.not_run()} checks not run "
+            "(listed as not run in the JSON report)</p>"
+        )
 
 
 def pytest_html_report_title(report) -> None:

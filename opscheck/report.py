@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from opscheck import __version__
+from opscheck import __version__, lifecycle, runlock, writers
 from opscheck.config import Loaded
 from opscheck.evidence import Evidence, fmt
 from opscheck.outcomes import CADENCES
@@ -64,8 +64,12 @@ def reserve(directory: Path, now: datetime) -> ReportPaths:
             fd = os.open(paths.json, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
             continue
-        with os.fdopen(fd, "w") as f:
-            json.dump({"suite_version": __version__, "status": "running"}, f)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump({"suite_version": __version__, "status": "running"}, f)
+        except OSError:
+            paths.json.unlink(missing_ok=True)  # (a full disk: no empty report left)
+            raise
         return paths
     raise pytest.UsageError(f"no free report name left in {directory} for {base}")
 
@@ -128,7 +132,7 @@ class Entry:
     cadence: str
     severity: str
     guide_line: str
-    outcome: str = "passed"
+    outcome: str = ""  # "" until measured (a call, or a setup that failed or skipped)
     duration_s: float = 0.0
     message: str = ""
     evidence: list[dict[str, Any]] = field(default_factory=list)
@@ -158,28 +162,55 @@ def _utc(ts: datetime) -> str:
 class RunState:
     """The run's config, report paths and results; registered as a plugin for one run."""
 
-    def __init__(self, config: pytest.Config, loaded: Loaded, paths: ReportPaths, label: str):
+    def __init__(
+        self,
+        config: pytest.Config,
+        loaded: Loaded,
+        paths: ReportPaths,
+        label: str,
+        lock: runlock.RunLock | None = None,
+    ):
         self.pytest_config = config
         self.loaded = loaded
         self.paths = paths
         self.label = label
+        self.lock = lock
         self.started = datetime.now(UTC)
         self.host = socket.gethostname()
         self.entries: dict[str, Entry] = {}
+        self.current = ""  # the nodeid of the check being run
+        self.guard = writers.Guard(paths.html, paths.xml)
+        self.problems: list[str] = []  # what could not be written or removed
+        self.doc: dict[str, Any] = {}
+        self.session: pytest.Session | None = None
 
     @classmethod
     def start(cls, config: pytest.Config, loaded: Loaded) -> RunState:
+        """Check the reports dir and the state dir, take the label's lock, reserve names:
+        each problem is one usage error before any check runs."""
         label = label_for(config.option.markexpr or "")
         reports = Path(loaded.config.reports.dir).expanduser()
         if not reports.is_absolute():
             reports = config.rootpath / reports
         try:
-            paths = reserve(reports / label, datetime.now(UTC))
+            (reports / label).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise pytest.UsageError(
                 f"cannot write reports in {reports}: {exc.strerror or exc}"
             ) from None
-        return cls(config, loaded, paths, label)
+        lock = runlock.acquire(reports / label / ".lock", label)
+        try:
+            check_state_dir(reports / ".state")
+            paths = reserve(reports / label, datetime.now(UTC))
+        except OSError as exc:
+            lock.release()
+            raise pytest.UsageError(
+                f"cannot write reports in {reports}: {exc.strerror or exc}"
+            ) from None
+        except pytest.UsageError:
+            lock.release()
+            raise
+        return cls(config, loaded, paths, label, lock)
 
     def metadata(self) -> dict[str, str]:
         """The facts the report header shows (no secrets: URLs are redacted)."""
@@ -226,22 +257,84 @@ class RunState:
         evidence = getattr(report, "opscheck_evidence", None)
         if evidence:
             entry.evidence = evidence
-        if report.when == "call":
+        interrupted = getattr(report, "opscheck_interrupted", "")
+        if interrupted:
+            entry.outcome, entry.message = "error", f"interrupted ({interrupted})"
+        elif report.when == "call":
             if report.failed:
                 entry.outcome, entry.message = "failed", _message(report)
             elif report.skipped:
                 entry.outcome, entry.message = "skipped", _message(report)
+            else:
+                entry.outcome = "passed"
         elif report.failed and entry.outcome != "failed":
             entry.outcome = "error"
             entry.message = f"{report.when} error: {_message(report)}"
         elif report.skipped and report.when == "setup":
             entry.outcome, entry.message = "skipped", _message(report)
 
-    @pytest.hookimpl(trylast=True)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        self.session = session
+        self.guard.install(session.config)
+
+    def stop(self, signal_name: str) -> None:
+        """On a signal: the session stops after this check, should a check swallow the
+        raise (`lifecycle` raises `Interrupted` in the check itself)."""
+        if self.session is not None:
+            self.session.shouldstop = f"interrupted ({signal_name})"
+
+    def pytest_runtest_logstart(self, nodeid: str) -> None:
+        self.current = nodeid
+
+    def pytest_runtest_logfinish(self, nodeid: str) -> None:
+        self.current = ""
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        doc = {
+        """Before the HTML and XML writers: stop what runs, remove scratch, settle every
+        check's outcome, write the JSON."""
+        self.problems += [f"scratch not removed: {p}" for p in lifecycle.cleanup()]
+        signal_name = lifecycle.interrupted()
+        if signal_name:
+            self._close_interrupted(session, signal_name)
+        self._settle(session, signal_name)
+        self.doc = self._document(exitstatus, signal_name)
+        self._write_json()
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """After every writer: what could not be written goes into the JSON and stderr."""
+        self.problems += self.guard.problems
+        if not self.doc:  # interrupted before the session began: no check ran
+            signal_name = lifecycle.interrupted()
+            code = pytest.ExitCode.INTERRUPTED if signal_name else pytest.ExitCode.INTERNAL_ERROR
+            lifecycle.cleanup()
+            self.doc = self._document(int(code), signal_name)
+            self._write_json()
+        if self.problems and self.doc:
+            self.doc["unwritten"] = list(self.problems)
+            self._write_json()
+        writers.say(self.problems)
+        if self.lock is not None:
+            self.lock.release()
+
+    def _write_json(self) -> None:
+        fallback = {
             "suite_version": __version__,
             "label": self.label,
+            "status": "unwritten",
+            "exit_code": self.doc.get("exit_code"),
+            "unwritten": list(dict.fromkeys([*self.problems, *self.guard.problems])),
+        }
+        problem = writers.write_json(self.paths.json, self.doc, fallback)
+        if problem and problem not in self.problems:
+            self.problems.append(problem)
+
+    def _document(self, exitstatus: int, signal_name: str) -> dict[str, Any]:
+        return {
+            "suite_version": __version__,
+            "label": self.label,
+            "status": "interrupted" if signal_name else "finished",
+            "interrupted_by": signal_name or None,
             "started": _utc(self.started),
             "finished": _utc(datetime.now(UTC)),
             "host": self.host,
@@ -254,20 +347,81 @@ class RunState:
             "reports": {"html": self.paths.html.name, "xml": self.paths.xml.name},
             "checks": [e.as_dict() for e in self.entries.values()],
         }
-        _write_atomic(self.paths.json, json.dumps(doc, ensure_ascii=False, indent=1))
+
+    def _close_interrupted(self, session: pytest.Session, signal_name: str) -> None:
+        """The check a signal cut short gets its report, an error, in every output."""
+        item = next((i for i in session.items if i.nodeid == self.current), None)
+        entry = self.entries.get(self.current)
+        if item is None or META not in item.stash or (entry is not None and entry.outcome):
+            return
+        if entry is None:
+            meta = check_meta(item)
+            entry = Entry(meta.id, item.nodeid, meta.cadence, meta.severity, meta.guide_line)
+            self.entries[item.nodeid] = entry
+        report = pytest.TestReport(
+            item.nodeid,
+            item.location,
+            {k: 1 for k in item.keywords},
+            "failed",
+            f"interrupted ({signal_name})",
+            "teardown",
+            user_properties=item.user_properties,
+        )
+        report.opscheck_interrupted = signal_name  # type: ignore[attr-defined]
+        report.opscheck_meta = check_meta(item)  # type: ignore[attr-defined]
+        item.ihook.pytest_runtest_logreport(report=report)
+        self.current = ""
+
+    def _settle(self, session: pytest.Session, signal_name: str) -> None:
+        """No outcome is assumed: a check with none measured is an error, a check the run
+        did not reach is "not run"."""
+        for entry in self.entries.values():
+            if not entry.outcome:
+                entry.outcome, entry.message = "error", "no outcome was measured"
+        why = f"the run was interrupted ({signal_name})" if signal_name else "the run stopped"
+        for item in session.items:
+            if META in item.stash and item.nodeid not in self.entries:
+                meta = check_meta(item)
+                self.entries[item.nodeid] = Entry(
+                    meta.id,
+                    item.nodeid,
+                    meta.cadence,
+                    meta.severity,
+                    meta.guide_line,
+                    outcome="not run",
+                    message=f"not run: {why} before it",
+                )
+
+    def not_run(self) -> int:
+        return sum(e.outcome == "not run" for e in self.entries.values())
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         terminalreporter.write_sep("-", "opscheck reports")
         for path in (self.paths.html, self.paths.xml, self.paths.json):
             terminalreporter.write_line(str(path))
+        signal_name = lifecycle.interrupted()
+        if signal_name:
+            terminalreporter.write_line(
+                f"interrupted ({signal_name}): {self.not_run()} checks not run"
+            )
+        for problem in [*self.problems, *self.guard.problems]:
+            terminalreporter.write_line(f"opscheck: {problem}", red=True)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+def check_state_dir(state: Path) -> None:
+    """The suite's own state dir is a dir it can write in, or one usage error naming it
+    (rather than a raw OSError in each of the checks that keep state there)."""
+    if state.exists() and not state.is_dir():
+        raise pytest.UsageError(f"the suite's state dir {state} is not a directory")
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=state, prefix=".probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise pytest.UsageError(
+            f"the suite's state dir {state} cannot be written: {exc.strerror or exc}"
+        ) from None
 
 
 def _evidence_text(e: dict[str, Any]) -> str:

@@ -38,7 +38,7 @@ class Run:
 
     def outcomes(self) -> dict[str, str]:
         """id -> worst outcome over its parameters."""
-        rank = {"passed": 0, "skipped": 1, "waived": 1, "failed": 2, "error": 3}
+        rank = {"passed": 0, "skipped": 1, "waived": 1, "not run": 1, "failed": 2, "error": 3}
         out: dict[str, str] = {}
         for c in self.report.get("checks", []):
             if rank[c["outcome"]] >= rank.get(out.get(c["id"], "passed"), 0):

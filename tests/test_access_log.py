@@ -351,6 +351,7 @@ def test_window_holds_across_buffers_and_split_ranges(tmp_path, monkeypatch):
     data = log.read_bytes()
     first, last = data.index(burst[0].encode()), data.index(burst[-1].encode())
     assert first < len(data) // 2 < last
+    monkeypatch.setattr(files, "POOL_MIN_BYTES", 0)
     two, _ = files.summarize(str(log), None, workers=2, fmt="access", split_min=1)
     assert two.auth_bursts == one.auth_bursts
     monkeypatch.setattr("opscheck.probes.logs.scan.CHUNK", 4096)  # many buffers

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from opscheck import lifecycle
 from opscheck.probes import ProbeError
 from opscheck.probes.logs import files, scan
 from opscheck.probes.logs.summary import Hist
@@ -234,7 +235,7 @@ def test_rewritten_file_with_the_same_head_is_read_again(tmp_path):
     assert s.hours["2026-11-25 13"].errors_5xx == 2
 
 
-def test_parallel_split_equals_one_pass(tmp_path):
+def test_parallel_split_equals_one_pass(tmp_path, monkeypatch):
     lines = [
         x
         for n in range(20000)
@@ -247,6 +248,7 @@ def test_parallel_split_equals_one_pass(tmp_path):
     lines[first_failure + 1 : first_failure + 1] = [f"  frame {n}" for n in range(110000)]
     path = write(tmp_path / "app.log", lines)
     one, _ = files.summarize(str(path), None, workers=1)
+    monkeypatch.setattr(files, "POOL_MIN_BYTES", 0)  # spawned workers, however small
     for workers in (2, 3, 7):  # ranges meet between records, even past a long traceback
         many, _ = files.summarize(str(path), None, workers=workers, split_min=1)
         assert one.to_json() == many.to_json()
@@ -263,13 +265,14 @@ def test_a_worker_that_dies_costs_time_not_counts(tmp_path, monkeypatch):
     path = write(tmp_path / "app.log", lines)
     one, _ = files.summarize(str(path), None, workers=1)
 
-    class DyingPool(files.ProcessPoolExecutor):
+    class DyingPool(lifecycle._Pool):
         def submit(self, fn, *args):
             future = Future()
             future.set_exception(BrokenProcessPool("worker killed"))
             return future
 
-    monkeypatch.setattr(files, "ProcessPoolExecutor", DyingPool)
+    monkeypatch.setattr(lifecycle, "_Pool", DyingPool)
+    monkeypatch.setattr(files, "POOL_MIN_BYTES", 0)
     two, _ = files.summarize(str(path), None, workers=3, split_min=1)
     assert one.to_json() == two.to_json()
 

@@ -162,21 +162,32 @@ def test_two_runs_in_the_same_second_both_survive(tmp_path):
 
 
 def test_concurrent_runs_never_overwrite(tmp_path):
+    """Runs of one label started together: each either runs (its own complete triple) or
+    exits at once with exit code 4 naming the lock (no overlap, issue 12)."""
     suite = make_suite(tmp_path, {"checks/daily/test_x.py": GOOD})
     procs = [
         subprocess.Popen(
             [sys.executable, "-m", "pytest", "-m", "daily", "-q"],
             cwd=suite,
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for _ in range(3)
     ]
-    assert [p.wait(timeout=120) for p in procs] == [1, 1, 1]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stderr.close()
+    codes = [code for code, _ in results]
+    assert set(codes) <= {1, 4} and 1 in codes, results
+    for code, err in results:
+        if code == 4:
+            assert "another 'daily' run (pid " in err and "did not start" in err, err
     for suffix in ("json", "html", "xml"):
-        assert len(reports_of(suite, "daily", suffix)) == 3
+        assert len(reports_of(suite, "daily", suffix)) == codes.count(1)
     for js in reports_of(suite, "daily", "json"):
-        assert len(json.loads(js.read_text())["checks"]) == 2
+        doc = json.loads(js.read_text())
+        assert doc["status"] == "finished" and len(doc["checks"]) == 2
 
 
 def test_hanging_check_times_out_and_the_run_goes_on(tmp_path):

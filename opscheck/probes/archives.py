@@ -17,16 +17,19 @@ from __future__ import annotations
 import json
 import os
 import posixpath
-import shutil
 import sqlite3
 import tarfile
 import tempfile
 import time
 import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from isal import igzip_threaded
+
+from opscheck.lifecycle import remove_tree
 
 CHUNK = 1 << 20
 SQLITE_NAME = "chroma.sqlite3"
@@ -34,6 +37,15 @@ SQLITE_NAME = "chroma.sqlite3"
 
 class ArchiveError(Exception):
     """The archive is not a good backup; the text says where and why, in one line."""
+
+
+class ScratchError(Exception):
+    """The scratch dir, not the backup, failed (missing, not a dir, read-only, full)."""
+
+
+def scratch_problem(exc: OSError, doing: str) -> ScratchError:
+    """What went wrong in the scratch dir (its caller names the dir), not the backup."""
+    return ScratchError(f"{exc.strerror or exc} ({doing})")
 
 
 @dataclass
@@ -187,8 +199,8 @@ def _walk(
         result.compressed_bytes = path.stat().st_size
         if result.compressed_bytes == 0:
             raise ArchiveError("empty file (0 bytes)")
-        with tempfile.TemporaryDirectory(dir=scratch, prefix="opscheck-verify-") as tmp:
-            _read_members(path, result, max_bytes, Path(tmp), extract_to)
+        with _scratch_tmp(scratch) as tmp:
+            _read_members(path, result, max_bytes, tmp, extract_to)
         _judge_contents(result, chroma)
     except ArchiveError as exc:
         _fail(result, str(exc))
@@ -202,6 +214,19 @@ def _walk(
         _fail(result, f"tar stream broken: {exc}")
     result.seconds = time.perf_counter() - start
     return result
+
+
+@contextmanager
+def _scratch_tmp(scratch: Path | None) -> Iterator[Path]:
+    """A temporary dir below `scratch` (the system's temp dir when None), removed after."""
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=scratch, prefix="opscheck-verify-"))
+    except OSError as exc:
+        raise scratch_problem(exc, "making a temporary dir in it") from None
+    try:
+        yield tmp
+    finally:
+        remove_tree(tmp)
 
 
 def _describe_os_error(exc: OSError) -> str:
@@ -282,13 +307,13 @@ def _take(
     target = _target(extract_to, member) if extract_to else None
     if member.isdir():
         if target:
-            target.mkdir(parents=True, exist_ok=True)
+            _in_scratch(member.name, target.mkdir, parents=True, exist_ok=True)
         return 0
     if member.issym() or member.islnk():
         if member.issym():
             result.links.append((member.name, member.linkname))
         if target and not _leaves(member.name, member.linkname, member.issym()):
-            _link(extract_to, target, member)
+            _in_scratch(member.name, _link, extract_to, target, member)
         return 0
     result.files += 1
     base = posixpath.basename(member.name)
@@ -350,15 +375,13 @@ def _link(root: Path, target: Path, member: tarfile.TarInfo) -> None:
 
 
 def _copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path | None) -> None:
-    """Read the member's data to its last byte; write it to `target` when given."""
+    """Read the member's data to its last byte; write it to `target` (in the scratch dir)
+    when given. A write that fails is the scratch dir's fault (ScratchError), said so."""
     src = tar.extractfile(member)
     if src is None:
         return
     remaining = member.size
-    out = None
-    if target is not None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        out = open(target, "wb")  # noqa: SIM115 - closed below
+    out = _open_out(target, member.name) if target is not None else None
     try:
         while remaining > 0:
             chunk = src.read(min(CHUNK, remaining))
@@ -366,18 +389,38 @@ def _copy_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path | N
                 raise ArchiveError(f"member {member.name!r} is cut short")
             remaining -= len(chunk)
             if out is not None:
-                out.write(chunk)
+                _write(out, chunk, member.name)
     finally:
         if out is not None:
-            out.close()
-            os.chmod(target, 0o644)
+            _close(out, target, member.name)
 
 
-def remove_tree(path: Path) -> None:
-    """Remove a scratch tree whatever modes its members came with."""
+def _in_scratch(name: str, write, *args, **kwargs) -> None:
+    """Run `write` (a write in the scratch dir); its failure is a ScratchError."""
+    try:
+        write(*args, **kwargs)
+    except OSError as exc:
+        raise scratch_problem(exc, f"writing {name}") from None
 
-    def unlock(func, p, _exc_info):
-        os.chmod(p, 0o700)
-        func(p)
 
-    shutil.rmtree(path, onerror=unlock)
+def _open_out(target: Path, name: str):
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return open(target, "wb")
+    except OSError as exc:
+        raise scratch_problem(exc, f"writing {name}") from None
+
+
+def _write(out, chunk: bytes, name: str) -> None:
+    try:
+        out.write(chunk)
+    except OSError as exc:
+        raise scratch_problem(exc, f"writing {name}") from None
+
+
+def _close(out, target: Path, name: str) -> None:
+    try:
+        out.close()
+        os.chmod(target, 0o644)
+    except OSError as exc:
+        raise scratch_problem(exc, f"writing {name}") from None

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opscheck import lifecycle
 from opscheck.probes.http import get_json
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
@@ -129,6 +130,7 @@ def run(
             env=env,
             start_new_session=True,
         )
+        lifecycle.register(proc.pid, "Locust", group=True)  # stopped on SIGTERM/SIGINT
         sampler.start()
         limit = profile.duration_s + _stop_timeout(profile) + slack_s
         try:
@@ -141,6 +143,7 @@ def run(
             )
             err = ""
         finally:
+            lifecycle.forget(proc.pid)
             stop.set()
             sampler.join(timeout=health_timeout_s + 5)
         result.seconds = time.monotonic() - start
