@@ -143,8 +143,8 @@ def _env_line(line: str) -> tuple[str, str]:
     key, _, value = line.partition("=")
     key = key.strip().removeprefix("export ").strip()
     value = value.strip()
-    if value[:1] in ("'", '"') and value.endswith(value[0]) and len(value) >= 2:
-        value = value[1:-1]
+    if value[:1] in ("'", '"') and value.find(value[0], 1) > 0:
+        value = value[1 : value.find(value[0], 1)]
     elif " #" in value:
         value = value.split(" #", 1)[0].rstrip()
     return key, value
