@@ -332,7 +332,10 @@ def _describe(
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     msg = _INPUT_VALUE.sub("", err["msg"].removeprefix("Value error, "))
     if tuple(k for k in loc if not isinstance(k, int)) in from_env:
-        msg = _QUOTED.sub("'…'", msg) + " (the value comes from the environment: not shown)"
+        # Validators say the kind of problem first, details (which may quote it) after " (".
+        kind = _QUOTED.sub("'…'", msg.split(" (", 1)[0])
+        kind = re.sub(r"=\S+", "=…", kind)
+        msg = f"{kind} (the value comes from the environment: not shown)"
     msg = scrub.scrub(msg[:1].lower() + msg[1:])
     if err["type"] == "value_error":
         return f"{source}: {_where(loc)}: {msg}{more}"
