@@ -14,12 +14,14 @@ statistics, when they began) to `$OPSCHECK_LOCUST_COUNTS/counts-<pid>.json`.
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
 import random
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from gevent import GreenletExit
 from locust import FastHttpUser, between, events, task
@@ -27,6 +29,7 @@ from locust.runners import WorkerRunner
 from locust.stats import RequestStats
 
 COUNTS_ENV = "OPSCHECK_LOCUST_COUNTS"
+AUTH_ENV = "OPSCHECK_LOCUST_USERINFO"  # the base URL's user:password (kept off the command line)
 GENERATE = "POST /api/v1/templates/generate"
 HEALTH = "GET /health"
 VALIDATE = "POST /api/v1/templates/validate"
@@ -47,8 +50,28 @@ _stats = RequestStats()  # this process's own: a worker's last report to the mas
 _environment: list = []  # the Environment, from the init event
 
 
+def _basic_auth(userinfo: str) -> str | None:
+    """The Authorization header Locust builds from a URL's `user:password@` (percent-decoded)."""
+    if not userinfo:
+        return None
+    user, _, password = userinfo.partition(":")
+    raw = f"{unquote(user)}:{unquote(password)}"
+    try:
+        data = raw.encode("latin1")
+    except UnicodeEncodeError:
+        data = raw.encode("utf-8")
+    return "Basic " + base64.b64encode(data).decode("ascii")
+
+
+AUTHORIZATION = _basic_auth(os.environ.get(AUTH_ENV, ""))
+
+
 class ServiceUser(FastHttpUser):
     wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        if AUTHORIZATION:
+            self.client.auth_header = AUTHORIZATION
 
     @task(3)
     def generate(self) -> None:

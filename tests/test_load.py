@@ -8,13 +8,20 @@ few, and `min_requests` is set low unless a test is about it."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.server
 import json
 import re
+import threading
 import time
 import tomllib
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import quote
 
+import psutil
 import pytest
 
 from opscheck.probes import load
@@ -256,3 +263,81 @@ def test_missing_or_broken_statistics_are_one_line_reasons(tmp_path):
     _counts_file(tmp_path, 2, {"started": {}, "killed": {}, "stats": [{"name": GENERATE}]})
     with pytest.raises(load.StatsError, match=r"counts-2.json are not as expected: KeyError"):
         load.read_counts(tmp_path, 2)
+
+
+CANARY_PW = "Canary/Pw#7?x"  # holds the URL delimiters that hid passwords from redact_url
+
+
+def _with_password(url: str, password: str = CANARY_PW) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://ops:{quote(password, safe='')}@{rest}"
+
+
+def _forms(secret: str) -> list[str]:
+    return [secret, quote(secret, safe=""), base64.b64encode(f"ops:{secret}".encode()).decode()]
+
+
+def test_base_url_password_never_on_locusts_command_line_nor_in_its_report(sandbox, tmp_path):
+    """The password reached Locust as `--host http://ops:pw@...` (shown by `ps` to every
+    user) and its HTML report. Now: the child's environment; the report is scrubbed."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    html = reports / "run-locust.html"
+    seen: list[str] = []
+    box: list[load.LoadRun] = []
+    worker = threading.Thread(
+        target=lambda: box.append(
+            load.run(_with_password(base_url(sandbox)), load.Profile(4, 4, 4, 1), html, 5.0)
+        )
+    )
+    worker.start()
+    me = psutil.Process()
+    while worker.is_alive():
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                seen.append(" ".join(child.cmdline()))
+        time.sleep(0.2)
+    worker.join()
+    assert not box[0].error, box[0].error
+    assert any("locust" in cmd for cmd in seen), "the Locust processes were seen running"
+    assert any("--processes" in cmd for cmd in seen)
+    for text in [*seen, *(p.read_text(errors="replace") for p in reports.rglob("*"))]:
+        for form in _forms(CANARY_PW):
+            assert form not in text
+    assert html.stat().st_size > 1000, "Locust's own report was written"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every call as the service would, noting each Authorization header."""
+
+    seen: ClassVar[set[str]] = set()
+
+    def _answer(self) -> None:
+        _Recorder.seen.add(self.headers.get("Authorization", ""))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"status": "healthy", "success": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def test_locust_still_sends_the_base_urls_credentials():
+    """The credentials moved off the command line still reach the service, as Locust sent
+    them from a URL's userinfo: HTTP Basic."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = _with_password(f"http://127.0.0.1:{server.server_port}")
+        result = load.run(url, load.Profile(2, 2, 2), None, 5.0)
+    finally:
+        server.shutdown()
+    assert not result.error, result.error
+    want = "Basic " + base64.b64encode(f"ops:{CANARY_PW}".encode()).decode()
+    assert want in _Recorder.seen

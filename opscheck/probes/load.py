@@ -36,10 +36,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opscheck import scrub
 from opscheck.probes.http import get_json
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 COUNTS_ENV = "OPSCHECK_LOCUST_COUNTS"  # as loadtests/locustfile.py reads it
+AUTH_ENV = "OPSCHECK_LOCUST_USERINFO"  # the base URL's user:password, never on the command line
 SATURATION = "CPU usage above"  # Locust: "CPU usage above 90%! This may constrain ..."
 AGGREGATED = "Aggregated"
 
@@ -107,10 +109,12 @@ def run(
     """Drive `profile` against `base_url`; the Locust process gets at most
     duration + stop timeout + `slack_s` seconds before it is killed."""
     result = LoadRun(html=html)
+    scrub.learn(scrub.url_secrets(base_url))
     with tempfile.TemporaryDirectory(prefix="opscheck-locust-") as tmp:
         folder = Path(tmp)
-        cmd = _command(base_url, profile, html, folder)
+        cmd = _command(scrub.redact_url(base_url), profile, html, folder)
         env = {**os.environ, "PYTHONWARNINGS": "ignore", COUNTS_ENV: str(folder)}
+        env.update(_auth_env(base_url))
         if ca_bundle:
             env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = ca_bundle
         stop = threading.Event()
@@ -146,11 +150,22 @@ def run(
         result.seconds = time.monotonic() - start
         result.saturated = SATURATION in (err or "")
         if not result.error and proc.returncode not in (0, None):
-            tail = " ".join((err or "").strip().splitlines()[-3:])[:300]
+            tail = scrub.scrub(" ".join((err or "").strip().splitlines()[-3:]))[:300]
             result.error = f"Locust exited with {proc.returncode}: {tail}"
         if not result.error:
             _read_into(result, folder, profile)
+    if html is not None:
+        scrub.scrub_file(html)
     return result
+
+
+def _auth_env(base_url: str) -> dict[str, str]:
+    """The base URL's userinfo for the locustfile, through the child's environment (which
+    only its user can read), not its command line (which `ps` shows to everyone)."""
+    _, sep, rest = base_url.partition("://")
+    if not sep or "@" not in rest:
+        return {}
+    return {AUTH_ENV: rest[: rest.rfind("@")]}
 
 
 def _stop_timeout(profile: Profile) -> int:
