@@ -9,7 +9,8 @@ password in it). Two layers:
 - values: the secrets this run knows of (`learn`): the watched `.env`'s values, read in
   memory only, the passwords of the config's URLs and host specs, and every value the
   config took from the environment (`${VAR}`), in their raw, percent-encoded, base64
-  (at any alignment), HTML- and JSON-escaped forms, matched by one combined regex.
+  (at any alignment), HTML- and JSON-escaped forms (each also with its digits made 0,
+  as log signatures hold them), matched by one combined regex.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ MIN_NAMED = 6  # a value under a secret-looking name, at least this long, is sec
 MIN_UNNAMED = 16  # any other value: this long, letters and digits mixed, not a path
 MIN_LEARNED = 4  # nothing shorter is ever learned: it would mask ordinary text
 
+_DIGITS_AS_ZERO = str.maketrans("123456789", "000000000")
 _known: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 
@@ -93,6 +95,11 @@ def learn(values: Iterable[str]) -> None:
     _pattern = re.compile("|".join(map(re.escape, ordered)))
 
 
+def known() -> tuple[str, ...]:
+    """The learned secrets (to hand to a worker process's `learn`, in memory only)."""
+    return tuple(sorted(_known))
+
+
 def forget() -> None:
     """Forget every learned secret (a new run in the same process)."""
     global _pattern
@@ -105,7 +112,12 @@ def encoded_forms(value: str) -> set[str]:
     forms = {value, quote(value), quote(value, safe=""), quote_plus(value)}
     forms |= {html.escape(value), html.escape(value, quote=False), json.dumps(value)[1:-1]}
     forms |= _base64_cores(value.encode("utf-8"))
-    return forms
+    return forms | {z for z in map(_zeroed, forms) if len(re.sub(r"\d", "", z)) >= 6}
+
+
+def _zeroed(form: str) -> str:
+    """`form` with its digits made 0, as log signatures see a message (probes/logs/scan)."""
+    return form.translate(_DIGITS_AS_ZERO)
 
 
 def _base64_cores(data: bytes) -> set[str]:

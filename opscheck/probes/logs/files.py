@@ -30,6 +30,7 @@ from pathlib import Path
 
 from isal import igzip_threaded
 
+from opscheck import scrub
 from opscheck.probes import ProbeError
 from opscheck.probes.logs.access import cache_tag, log_format_of, scan_access
 from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_app
@@ -454,7 +455,8 @@ def _execute(tasks: list[tuple], workers: int) -> list[dict]:
     order = sorted(range(len(tasks)), key=lambda i: -_task_bytes(tasks[i]))
     outputs: list[dict] = [{} for _ in tasks]
     ctx = multiprocessing.get_context("spawn")  # no fork of a threaded pytest process
-    with ProcessPoolExecutor(max_workers=workers - 1, mp_context=ctx) as pool:
+    learned = (scrub.known(),)  # the run's secrets, so the workers' excerpts are masked too
+    with ProcessPoolExecutor(workers - 1, ctx, scrub.learn, learned) as pool:
         futures = [(i, pool.submit(_scan_task, tasks[i])) for i in order]
         for i, future in reversed(futures):
             if not future.cancel():  # the pool has it, and every task before it
