@@ -113,22 +113,65 @@ def test_health_under_load_red_when_health_is_slow(sandbox_factory, run_checks):
     ), entry["message"]
 
 
+MACHINE_BUSY = 90.0  # % of all cores: the replica then waits for a CPU too
+
+
 @pytest.mark.parametrize("users", [10, 50, 200])
 def test_reported_p95_is_accurate(sandbox_factory, users):
     """Against a fixed 200 ms server-side delay, the p95 reported is within 5 % of the
-    truth (210 ms is Locust's next 10 ms step above 200); at 200 users within 10 %: the
-    replica and Locust share this machine's 2 cores, and at 90 requests a second the
-    replica's own event loop queues answers by a few ms (real latency, not a
-    measurement error; seen at 220 ms on the code before this change too)."""
+    truth (210 ms is Locust's next 10 ms step above 200), at every concurrency the
+    machine sustains. 200 users on the 2 cores the replica also uses gave 220-230 ms:
+    the generator kept time (its timer woke within 5 ms) but the machine's CPUs were
+    saturated, so the replica's answers really took longer: the truth was no longer
+    200 ms. A run whose generator could not keep time says so (`saturated`); one on a
+    saturated machine cannot test this claim and is skipped saying so, never judged
+    against a looser bound."""
     sb = sandbox_factory(fixed_delay_ms=200)
     url = base_url(sb)
     # users ramp up over 5 s, as a configured profile does; a burst of 200 users at once
     # measures the burst, not the steady state
     result = load.run(url, load.Profile(users, max(2, users / 5), 20), None, 5.0)
-    assert not result.error and not result.saturated, result
+    assert not result.error, result
+    assert result.generator_lag_p95_ms is not None and result.generator_cpu_percent is not None
+    if result.saturated:
+        assert result.saturation.startswith("load generator saturated: "), result.saturation
+        assert "not a measure of the service" in result.saturation
+    if result.saturated or result.machine_cpu_percent >= MACHINE_BUSY:
+        busy = f"its CPUs were {result.machine_cpu_percent:g} % busy"
+        pytest.skip(f"{users} users: the machine did not sustain it: {result.saturation or busy}")
     for s in [*result.endpoints, result.total]:
-        limit = 210 if users < 200 else 220
-        assert 200 <= s.p95_ms <= limit, f"{users} users: {s.name} p95 {s.p95_ms} ms"
+        assert 200 <= s.p95_ms <= 210, f"{users} users: {s.name}: {s}, {result}"
+
+
+def test_a_starved_generator_is_flagged_saturated(sandbox_factory):
+    """Locust held off its CPU 60 ms in every 150 (SIGSTOP/SIGCONT, as a starved or
+    preempted machine holds it): its timer wakes late, and the run says that its times
+    are not the service's."""
+    sb = sandbox_factory(fixed_delay_ms=200)
+    box: list[load.LoadRun] = []
+    worker = threading.Thread(
+        target=lambda: box.append(load.run(base_url(sb), load.Profile(20, 20, 8), None, 5.0))
+    )
+    worker.start()
+    held: set[int] = set()
+    while worker.is_alive():
+        procs = []
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "locust" in " ".join(child.cmdline()):
+                    procs.append(child)
+        for action in ("suspend", "resume"):
+            for child in procs:
+                with contextlib.suppress(psutil.Error):
+                    getattr(child, action)()
+                    held.add(child.pid)
+            time.sleep(0.06 if action == "suspend" else 0.09)
+    worker.join()
+    result = box[0]
+    assert held and not result.error, result.error
+    seen = (result.generator_lag_p95_ms, result.generator_cpu_percent, result.total)
+    assert result.saturated, seen
+    assert result.saturation.startswith("load generator saturated: its event loop woke "), seen
 
 
 def test_distributed_mode_with_two_workers(sandbox, run_checks):
