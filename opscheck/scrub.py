@@ -91,13 +91,35 @@ def learn(values: Iterable[str]) -> None:
         return
     _known.update(new)
     forms = {f for v in _known for f in encoded_forms(v) if len(f) >= MIN_LEARNED}
-    ordered = sorted(forms, key=len, reverse=True)  # longest first: no half-masked secret
-    _pattern = re.compile("|".join(map(re.escape, ordered)))
+    _pattern = re.compile(_trie_pattern(forms))
 
 
 def known() -> tuple[str, ...]:
     """The learned secrets (to hand to a worker process's `learn`, in memory only)."""
     return tuple(sorted(_known))
+
+
+def _trie_pattern(words: Iterable[str]) -> str:
+    """One regex for all `words`, their common prefixes merged (a trie, so the engine
+    tries each character once, not once per word: Aho-Corasick-ish), longest match
+    first, so no secret is half-masked by a shorter one it begins with."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = True
+    return _node_pattern(trie)
+
+
+def _node_pattern(node: dict) -> str:
+    branches = [re.escape(ch) + _node_pattern(child) for ch, child in node.items() if ch]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    if "" in node:  # a word ends here: the longer ones are tried first
+        return f"(?:{body})?"
+    return body
 
 
 def forget() -> None:

@@ -216,3 +216,10 @@ def test_url_password_with_slash_is_redacted_in_every_output(sandbox, run_checks
     assert run.report["target"] == "http://127.0.0.1:9"
     for text in [run.stdout, run.stderr, *_report_texts(run)]:
         assert "pa/ss" not in text
+
+
+def test_a_secret_that_begins_another_never_half_masks_it(learned):
+    learned.learn(["abcdefgh1", "abcdefgh12345", "abcdefgh1X"])
+    assert scrub("a abcdefgh12345 b abcdefgh1X c abcdefgh1") == (
+        "a [redacted] b [redacted] c [redacted]"
+    )
