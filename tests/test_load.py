@@ -116,29 +116,31 @@ def test_health_under_load_red_when_health_is_slow(sandbox_factory, run_checks):
 MACHINE_BUSY = 90.0  # % of all cores: the replica then waits for a CPU too
 
 
-@pytest.mark.parametrize("users", [10, 50, 200])
-def test_reported_p95_is_accurate(sandbox_factory, users):
-    """Against a fixed 200 ms server-side delay, the p95 reported is within 5 % of the
-    truth (210 ms is Locust's next 10 ms step above 200), at every concurrency the
-    machine sustains. 200 users on the 2 cores the replica also uses gave 220-230 ms:
-    the generator kept time (its timer woke within 5 ms) but the machine's CPUs were
-    saturated, so the replica's answers really took longer: the truth was no longer
-    200 ms. A run whose generator could not keep time says so (`saturated`); one on a
-    saturated machine (CPUs 90 % busy, or the replica's own X-Process-Time p95 above
-    210 ms) cannot test this claim and is skipped saying so, never judged against a
-    looser bound."""
+def _accuracy_run(sandbox_factory, users: int) -> load.LoadRun:
     sb = sandbox_factory(fixed_delay_ms=200)
-    url = base_url(sb)
     # users ramp up over 5 s, as a configured profile does; a burst of 200 users at once
     # measures the burst, not the steady state
-    result = load.run(url, load.Profile(users, max(2, users / 5), 20), None, 5.0)
+    result = load.run(base_url(sb), load.Profile(users, max(2, users / 5), 20), None, 5.0)
     assert not result.error, result
     assert result.generator_lag_p95_ms is not None and result.generator_cpu_percent is not None
+    assert result.machine_cpu_percent is not None and result.total.server_p95_ms is not None
     if result.saturated:
         assert result.saturation.startswith("load generator saturated: "), result.saturation
         assert "not a measure of the service" in result.saturation
+    return result
+
+
+@pytest.mark.parametrize("users", [10, 50])
+def test_reported_p95_is_accurate(sandbox_factory, users):
+    """Against a fixed 200 ms server-side delay, the p95 reported is within 5 % of the
+    truth (210 ms is Locust's next 10 ms step above 200), at the concurrency this
+    2-core machine sustains with the replica on it. A run whose generator could not
+    keep time says so (`saturated`); one on a saturated machine (CPUs 90 % busy, or
+    the replica's own X-Process-Time p95 above 210 ms: the truth was not 200 ms) cannot
+    test this claim and is skipped saying so, never judged against a looser bound."""
+    result = _accuracy_run(sandbox_factory, users)
     server = result.total.server_p95_ms
-    if result.saturated or result.machine_cpu_percent >= MACHINE_BUSY or (server or 0) > 210:
+    if result.saturated or result.machine_cpu_percent >= MACHINE_BUSY or server > 210:
         why = result.saturation or (
             f"its CPUs were {result.machine_cpu_percent:g} % busy, the replica's own "
             f"p95 (X-Process-Time) {server:g} ms"
@@ -146,6 +148,19 @@ def test_reported_p95_is_accurate(sandbox_factory, users):
         pytest.skip(f"{users} users: the machine did not sustain it: {why}")
     for s in [*result.endpoints, result.total]:
         assert 200 <= s.p95_ms <= 210, f"{users} users: {s.name}: {s}, {result}"
+
+
+def test_beyond_what_the_machine_sustains_the_run_shows_its_measures(sandbox_factory):
+    """200 users (150 requests a second) on the 2 cores the replica also uses: Locust
+    reported GET /health p95 220 ms while the replica's own X-Process-Time said 200-210,
+    with the generator's timer p95 1-2 ms late, its CPU 8 % of a core and the machine
+    33-81 % busy: the 10-20 ms come from between the replica's app and Locust's clock
+    (uvicorn's loop, loopback, response batches), which no generator measure here
+    sees. So no accuracy claim is made at 200 users; what holds: the run reports the
+    service's own p95 beside Locust's, and a generator only ever adds time to it."""
+    result = _accuracy_run(sandbox_factory, 200)
+    for s in [*result.endpoints, result.total]:
+        assert 200 <= s.server_p95_ms <= s.p95_ms, s
 
 
 def test_a_starved_generator_is_flagged_saturated(sandbox_factory):
