@@ -303,10 +303,11 @@ def _expand(
 
 
 def _url_secrets(config: Config) -> list[str]:
-    """The passwords of every URL and host spec in the config."""
+    """The passwords of every URL and host spec in the config, and every alert URL whole
+    (a webhook URL is itself the credential)."""
     urls = [config.service.base_url, config.redis.url, config.history.url]
     urls += [*config.alerts.urls, *config.hosts.targets]
-    return [s for url in urls for s in scrub.url_secrets(url)]
+    return [*config.alerts.urls, *(s for url in urls for s in scrub.url_secrets(url))]
 
 
 def _where(loc: tuple[Any, ...]) -> str:

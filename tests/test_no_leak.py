@@ -26,7 +26,8 @@ VAR_SECRET = "Cn4ryVar/Pw?7#z"  # a ${VAR} in the config
 BASE_PW = "Cn4ryBase/Pw#1?"  # the base URL's password
 HOST_PW = "Cn4ryHost@Pw/2"  # a host spec's password
 ALERT_PW = "Cn4ryAlertPw3x"  # an alert URL's password
-ALL = [ENV_KEY, ENV_TOKEN, VAR_SECRET, BASE_PW, HOST_PW, ALERT_PW]
+WEBHOOK = "https://hooks.example.com/services/T0CANARY/B0CANARY/Cn4ryWebhookToken"
+ALL = [ENV_KEY, ENV_TOKEN, VAR_SECRET, BASE_PW, HOST_PW, ALERT_PW, WEBHOOK]
 
 
 def forms(secret: str) -> list[str]:
@@ -69,7 +70,7 @@ def config_with_canaries(sandbox) -> Path:
     return sandbox.with_config(
         f'[service]\nbase_url = "{scheme}://ops:{quote(BASE_PW, safe="")}@{rest}"\n'
         '[redis]\nurl = "redis://:${OPSCHECK_CANARY}@127.0.0.1:6379/0"\n'
-        f'[alerts]\nurls = ["https://ops:{ALERT_PW}@alerts.example/hook"]\n'
+        f'[alerts]\nurls = ["https://ops:{ALERT_PW}@alerts.example/hook", "{WEBHOOK}"]\n'
         f'[hosts]\ntargets = ["local://", "ssh://app:{quote(HOST_PW, safe="")}@10.0.0.5"]\n'
     )
 
