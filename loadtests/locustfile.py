@@ -9,24 +9,37 @@ Each Locust process keeps its own statistics of the requests its users completed
 Locust records them), counts the requests they started, and those Locust killed while
 they ran because they outlasted the run and its stop timeout: Locust's statistics do not
 hold those at all. At quit it writes them (and, in the process that holds Locust's own
-statistics, when they began) to `$OPSCHECK_LOCUST_COUNTS/counts-<pid>.json`.
+statistics, when they began) to `$OPSCHECK_LOCUST_COUNTS/counts-<pid>.json`, with how
+late a 50 ms timer woke in that process while its users ran: the generator's own
+scheduling delay, which every response time it records includes, and the service's own
+time for each request (its `X-Process-Time` header), bucketed as Locust buckets its own.
+
+The base URL's `user:password` comes in `$OPSCHECK_LOCUST_USERINFO`, not in `--host`
+(a command line every user of the machine can read), and is sent as Locust sends a
+URL's userinfo: HTTP Basic.
 """
 
 from __future__ import annotations
 
+import base64
 import itertools
 import json
 import os
 import random
+import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import gevent
 from gevent import GreenletExit
 from locust import FastHttpUser, between, events, task
-from locust.runners import WorkerRunner
-from locust.stats import RequestStats
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import RequestStats, bucket_response_time
 
 COUNTS_ENV = "OPSCHECK_LOCUST_COUNTS"
+AUTH_ENV = "OPSCHECK_LOCUST_USERINFO"  # the base URL's user:password (kept off the command line)
 GENERATE = "POST /api/v1/templates/generate"
 HEALTH = "GET /health"
 VALIDATE = "POST /api/v1/templates/validate"
@@ -45,10 +58,34 @@ _killed = dict.fromkeys(ENDPOINTS, 0)  # in flight when Locust killed its user
 _stopping: list[bool] = []  # not empty once Locust began to stop its users
 _stats = RequestStats()  # this process's own: a worker's last report to the master is lost
 _environment: list = []  # the Environment, from the init event
+TICK_S = 0.05  # the lag watcher's timer
+_lag_ms: Counter[int] = Counter()  # how late (ms) each tick woke while the users ran
+SERVER_TIME = "X-Process-Time"  # seconds, server side (SERVICE.md), on every response
+_server_ms: dict[str, Counter[int]] = {name: Counter() for name in ENDPOINTS}
+
+
+def _basic_auth(userinfo: str) -> str | None:
+    """The Authorization header Locust builds from a URL's `user:password@` (percent-decoded)."""
+    if not userinfo:
+        return None
+    user, _, password = userinfo.partition(":")
+    raw = f"{unquote(user)}:{unquote(password)}"
+    try:
+        data = raw.encode("latin1")
+    except UnicodeEncodeError:
+        data = raw.encode("utf-8")
+    return "Basic " + base64.b64encode(data).decode("ascii")
+
+
+AUTHORIZATION = _basic_auth(os.environ.get(AUTH_ENV, ""))
 
 
 class ServiceUser(FastHttpUser):
     wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        if AUTHORIZATION:
+            self.client.auth_header = AUTHORIZATION
 
     @task(3)
     def generate(self) -> None:
@@ -80,11 +117,21 @@ class ServiceUser(FastHttpUser):
             with self.client.request(
                 method, path, json=body, catch_response=True, name=name
             ) as resp:
+                _note_server_time(name, resp)
                 _expect(resp, ok)
         except GreenletExit:
             if not late:
                 _killed[name] += 1
             raise
+
+
+def _note_server_time(name: str, resp) -> None:
+    """The service's own time for this request, bucketed as Locust buckets its own."""
+    try:
+        seconds = float((resp.headers or {}).get(SERVER_TIME) or "")
+    except (TypeError, ValueError):
+        return
+    _server_ms[name][bucket_response_time(seconds * 1000)] += 1
 
 
 def _expect(resp, ok) -> None:
@@ -105,6 +152,23 @@ def _expect(resp, ok) -> None:
 @events.init.add_listener
 def _keep_environment(environment, **_kwargs) -> None:
     _environment.append(environment)
+
+
+def _watch_lag() -> None:
+    """How late a 50 ms timer wakes in this process: the delay every response waits for
+    before Locust times it (a busy or starved generator), until Locust begins to stop."""
+    while not _stopping:
+        start = time.perf_counter()
+        gevent.sleep(TICK_S)
+        late = time.perf_counter() - start - TICK_S
+        if not _stopping:
+            _lag_ms[max(0, round(late * 1000))] += 1
+
+
+@events.test_start.add_listener
+def _start_lag_watch(environment, **_kwargs) -> None:
+    if not isinstance(environment.runner, MasterRunner):  # the master runs no users
+        gevent.spawn(_watch_lag)
 
 
 @events.test_stopping.add_listener
@@ -129,6 +193,8 @@ def _write_counts(**_kwargs) -> None:
         "started": _started,
         "killed": _killed,
         "stats": _stats.serialize_stats(),
+        "lag_ms": {str(ms): n for ms, n in _lag_ms.items()},
+        "server_ms": {name: {str(k): n for k, n in c.items()} for name, c in _server_ms.items()},
     }
     env = _environment[0] if _environment else None
     if env is not None and not isinstance(env.runner, WorkerRunner):

@@ -25,9 +25,13 @@ from pydantic import (
     model_validator,
 )
 
+from opscheck import scrub
+
 ENV_VAR = "OPSCHECK_CONFIG"
 DEFAULT_NAME = "opscheck.toml"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_INPUT_VALUE = re.compile(r",?\s*input_value=.*", re.S)  # pydantic's echo of the input
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")  # a validator quoting (part of) the value
 
 
 class ConfigError(Exception):
@@ -79,7 +83,7 @@ class Service(_Section):
             try:
                 ZoneInfo(value)
             except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r}") from None
+                raise ValueError("unknown time zone (not in the IANA database)") from None
         return value
 
 
@@ -316,7 +320,9 @@ def load(path: Path | None, overrides: dict[str, dict[str, Any]] | None = None) 
             raise ConfigError(f"{path}: not UTF-8 text") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    raw = _expand(raw, path, ())
+    expanded: dict[tuple[str, ...], list[str]] = {}
+    raw = _expand(raw, path, (), expanded)
+    scrub.learn(v for values in expanded.values() for v in values if scrub.may_be_secret(v))
     for section, values in (overrides or {}).items():
         if not isinstance(raw.get(section, {}), dict):
             continue
@@ -324,26 +330,39 @@ def load(path: Path | None, overrides: dict[str, dict[str, Any]] | None = None) 
     try:
         config = Config.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path)) from None
+        raise ConfigError(_describe(exc, path, set(expanded))) from None
+    scrub.learn(_url_secrets(config))
     return Loaded(config=config, path=path.resolve() if path else None, sha256=digest)
 
 
-def _expand(value: Any, path: Path | None, loc: tuple[str, ...]) -> Any:
-    """Replace `${NAME}` in every string with the environment's value."""
+def _expand(
+    value: Any, path: Path | None, loc: tuple[str, ...], expanded: dict[tuple[str, ...], list[str]]
+) -> Any:
+    """Replace `${NAME}` in every string with the environment's value; `expanded` gets the
+    keys that took one, with the values taken (secrets, for the scrubber)."""
     if isinstance(value, dict):
-        return {k: _expand(v, path, (*loc, k)) for k, v in value.items()}
+        return {k: _expand(v, path, (*loc, k), expanded) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, path, loc) for v in value]
-    if not isinstance(value, str):
+        return [_expand(v, path, loc, expanded) for v in value]
+    if not isinstance(value, str) or "${" not in value:
         return value
 
     def sub(match: re.Match[str]) -> str:
         name = match.group(1)
         if name not in os.environ:
             raise ConfigError(f"{path}: {_where(loc)}: environment variable {name} is not set")
+        expanded.setdefault(loc, []).append(os.environ[name])
         return os.environ[name]
 
     return _ENV_REF.sub(sub, value)
+
+
+def _url_secrets(config: Config) -> list[str]:
+    """The passwords of every URL and host spec in the config, and every alert URL whole
+    (a webhook URL is itself the credential)."""
+    urls = [config.service.base_url, config.redis.url, config.history.url]
+    urls += [*config.alerts.urls, *config.hosts.targets]
+    return [*config.alerts.urls, *(s for url in urls for s in scrub.url_secrets(url))]
 
 
 def _where(loc: tuple[Any, ...]) -> str:
@@ -353,9 +372,12 @@ def _where(loc: tuple[Any, ...]) -> str:
     return f"[{keys[0]}]" if keys else "top level"
 
 
-def _describe(exc: ValidationError, path: Path | None) -> str:
-    """One line for the first problem, naming the file and the key."""
-    err = exc.errors()[0]
+def _describe(
+    exc: ValidationError, path: Path | None, from_env: set[tuple[str, ...]] = frozenset()
+) -> str:
+    """One line for the first problem, naming the file, the key and the kind of problem,
+    never a value that came from the environment (`from_env`: keys that took one)."""
+    err = exc.errors(include_url=False)[0]
     loc = tuple(err["loc"])
     source = path or "built-in config"
     if err["type"] == "extra_forbidden":
@@ -364,8 +386,13 @@ def _describe(exc: ValidationError, path: Path | None) -> str:
     # Strings may hold an expanded secret: name their type, never their text.
     shown = repr(got) if isinstance(got, int | float | bool) else f"a {type(got).__name__}"
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    msg = err["msg"].removeprefix("Value error, ")
-    msg = msg[:1].lower() + msg[1:]
+    msg = _INPUT_VALUE.sub("", err["msg"].removeprefix("Value error, "))
+    if tuple(k for k in loc if not isinstance(k, int)) in from_env:
+        # Validators say the kind of problem first, details (which may quote it) after " (".
+        kind = _QUOTED.sub("'…'", msg.split(" (", 1)[0])
+        kind = re.sub(r"=\S+", "=…", kind)
+        msg = f"{kind} (the value comes from the environment: not shown)"
+    msg = scrub.scrub(msg[:1].lower() + msg[1:])
     if err["type"] == "value_error":
         return f"{source}: {_where(loc)}: {msg}{more}"
     return f"{source}: {_where(loc)}: {msg}, got {shown}{more}"

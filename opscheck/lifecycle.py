@@ -25,6 +25,8 @@ from typing import Any
 
 import psutil
 
+from opscheck import scrub
+
 GRACE_S = 2.0
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
@@ -89,9 +91,10 @@ class _Pool(ProcessPoolExecutor):
 @contextmanager
 def process_pool(workers: int, what: str) -> Iterator[ProcessPoolExecutor]:
     """A spawn-context pool of `workers` processes ignoring SIGINT (the run's handler
-    stops them), each registered while the pool lives."""
+    stops them) and knowing the run's secrets (their excerpts are masked too), each
+    registered while the pool lives. The secrets travel through the pool's pipe only."""
     ctx = multiprocessing.get_context("spawn")  # no fork of a threaded pytest process
-    pool = _Pool(max_workers=workers, mp_context=ctx, initializer=_ignore_sigint)
+    pool = _Pool(workers, ctx, _init_worker, (scrub.known(),))
     pool.what = what
     try:
         with pool:
@@ -101,9 +104,11 @@ def process_pool(workers: int, what: str) -> Iterator[ProcessPoolExecutor]:
             forget(pid)
 
 
-def _ignore_sigint() -> None:
-    """In a worker: Ctrl-C reaches the whole terminal's group; the parent stops us."""
+def _init_worker(secrets: tuple[str, ...]) -> None:
+    """In a worker: Ctrl-C reaches the whole terminal's group (the parent stops us);
+    mask what the parent masks."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    scrub.learn(secrets)
 
 
 def interrupted() -> str:

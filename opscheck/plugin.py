@@ -13,7 +13,7 @@ import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
 from opscheck import config as cfgmod
-from opscheck import lifecycle, rootdir
+from opscheck import lifecycle, rootdir, scrub
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
@@ -61,7 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
         path = cfgmod.find_path(config.option.ops_config, config.invocation_params.dir)
         loaded = cfgmod.load(path, overrides)
     except cfgmod.ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
+        raise pytest.UsageError(scrub.scrub(str(exc))) from None
+    scrub.learn(scrub.env_file_secrets(loaded.config.paths.env_file))  # in memory only
     state = RunState.start(config, loaded)
     config.stash[STATE] = state
     config.option.htmlpath = str(state.paths.html)
@@ -73,11 +74,6 @@ def pytest_configure(config: pytest.Config) -> None:
     lifecycle.install(state.stop)
     if METADATA in config.stash:  # pytest-metadata configured before us: add to its table
         config.stash[METADATA].update(state.metadata())
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    if STATE in config.stash:
-        lifecycle.uninstall()
 
 
 def _is_check_run(config: pytest.Config) -> bool:
@@ -205,6 +201,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
     state = item.config.stash.get(STATE, None)
+    if state is not None:
+        scrub.scrub_report(report)
     if state is None or META not in item.stash:  # not a checklist run, or not a check
         return
     recorder = item.stash.get(RECORDER, None)
@@ -214,9 +212,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
 
         report.extras = [
             *getattr(report, "extras", []),
-            *(extras.html(a) for a in recorder.attachments),
-            *(extras.url(url, name=name) for name, url in recorder.links),
+            *(extras.html(scrub.scrub_values(a)) for a in recorder.attachments),
+            *(extras.url(scrub.scrub(url), name=name) for name, url in recorder.links),
         ]
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    """A collection error (an import failing on a secret) is masked like a test's."""
+    outcome = yield
+    if STATE in collector.config.stash:
+        scrub.scrub_report(outcome.get_result())
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Every line pytest prints goes through the scrubber."""
+    if STATE in session.config.stash:
+        tw = session.config.get_terminal_writer()
+        tw._file = scrub.ScrubbingStream(tw._file)  # pytest's TerminalWriter has no setter
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Last line of defence: the written reports hold no learned secret."""
+    state = config.stash.get(STATE, None)
+    if state is not None:
+        lifecycle.uninstall()
+        for path in (state.paths.html, state.paths.xml, state.paths.json):
+            scrub.scrub_file(path)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:

@@ -196,3 +196,43 @@ def test_permission_denied_config(tmp_path):
     path.chmod(0)
     with pytest.raises(cfgmod.ConfigError, match="Permission denied"):
         cfgmod.load(path)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "kind"),
+    [
+        ("[service]\ntimezone", "hunter2", "[service] timezone: unknown time zone"),
+        ("[service]\ntimezone", "/etc/hunter2", "[service] timezone: unknown time zone"),
+        ("[paths]\naccess_log_format", "hunter2", "[paths] access_log_format: '…' is not a"),
+        ("[paths]\naccess_log_format", '"$status hunter2', "format: unterminated quote in '…'"),
+        ("[paths]\naccess_log_format", "escape=hunter2 $x", "[paths] access_log_format: unk"),
+        ("[logs]\nignore_errors", "(hunter2", "[logs] ignore_errors: not a regular expression"),
+        ("[service]\ntimeout_s", "hunter2", "[service] timeout_s: input should be a valid num"),
+        ("[load]\nusers", "hunter2", "[load] users: input should be a valid integer"),
+    ],
+)
+def test_config_errors_never_echo_a_value_from_the_environment(
+    tmp_path, monkeypatch, key, value, kind
+):
+    """The issue's case: `${VAR}` in service.timezone gave "unknown time zone 'hunter2'".
+    The error names the key and the kind of problem, never the value, even one the
+    scrubber would not learn (an absolute path)."""
+    from opscheck import scrub
+
+    scrub.forget()
+    monkeypatch.setenv("CANARY", value)
+    wrapped = '["${CANARY}"]' if "ignore_errors" in key else '"${CANARY}"'
+    path = write(tmp_path, f"{key} = {wrapped}\n")
+    with pytest.raises(cfgmod.ConfigError) as err:
+        cfgmod.load(path)
+    message = str(err.value)
+    scrub.forget()
+    assert kind in message and "hunter2" not in message, message
+    assert "from the environment: not shown" in message and "\n" not in message
+
+
+def test_literal_config_errors_keep_their_detail(tmp_path):
+    """A value written in the file itself is the operator's own: its error may quote it."""
+    path = write(tmp_path, '[paths]\naccess_log_format = "fancy"\n')
+    with pytest.raises(cfgmod.ConfigError, match="'fancy' is not a format name"):
+        cfgmod.load(path)

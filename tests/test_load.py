@@ -8,13 +8,20 @@ few, and `min_requests` is set low unless a test is about it."""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import http.server
 import json
 import re
+import threading
 import time
 import tomllib
 import urllib.request
 from pathlib import Path
+from typing import ClassVar
+from urllib.parse import quote
 
+import psutil
 import pytest
 
 from opscheck.probes import load
@@ -106,22 +113,85 @@ def test_health_under_load_red_when_health_is_slow(sandbox_factory, run_checks):
     ), entry["message"]
 
 
-@pytest.mark.parametrize("users", [10, 50, 200])
-def test_reported_p95_is_accurate(sandbox_factory, users):
-    """Against a fixed 200 ms server-side delay, the p95 reported is within 5 % of the
-    truth (210 ms is Locust's next 10 ms step above 200); at 200 users within 10 %: the
-    replica and Locust share this machine's 2 cores, and at 90 requests a second the
-    replica's own event loop queues answers by a few ms (real latency, not a
-    measurement error; seen at 220 ms on the code before this change too)."""
+MACHINE_BUSY = 90.0  # % of all cores: the replica then waits for a CPU too
+
+
+def _accuracy_run(sandbox_factory, users: int) -> load.LoadRun:
     sb = sandbox_factory(fixed_delay_ms=200)
-    url = base_url(sb)
     # users ramp up over 5 s, as a configured profile does; a burst of 200 users at once
     # measures the burst, not the steady state
-    result = load.run(url, load.Profile(users, max(2, users / 5), 20), None, 5.0)
-    assert not result.error and not result.saturated, result
+    result = load.run(base_url(sb), load.Profile(users, max(2, users / 5), 20), None, 5.0)
+    assert not result.error, result
+    assert result.generator_lag_p95_ms is not None and result.generator_cpu_percent is not None
+    assert result.machine_cpu_percent is not None and result.total.server_p95_ms is not None
+    if result.saturated:
+        assert result.saturation.startswith("load generator saturated: "), result.saturation
+        assert "not a measure of the service" in result.saturation
+    return result
+
+
+@pytest.mark.parametrize("users", [10, 50])
+def test_reported_p95_is_accurate(sandbox_factory, users):
+    """Against a fixed 200 ms server-side delay, the p95 reported is within 5 % of the
+    truth (210 ms is Locust's next 10 ms step above 200), at the concurrency this
+    2-core machine sustains with the replica on it. A run whose generator could not
+    keep time says so (`saturated`); one on a saturated machine (CPUs 90 % busy, or
+    the replica's own X-Process-Time p95 above 210 ms: the truth was not 200 ms) cannot
+    test this claim and is skipped saying so, never judged against a looser bound."""
+    result = _accuracy_run(sandbox_factory, users)
+    server = result.total.server_p95_ms
+    if result.saturated or result.machine_cpu_percent >= MACHINE_BUSY or server > 210:
+        why = result.saturation or (
+            f"its CPUs were {result.machine_cpu_percent:g} % busy, the replica's own "
+            f"p95 (X-Process-Time) {server:g} ms"
+        )
+        pytest.skip(f"{users} users: the machine did not sustain it: {why}")
     for s in [*result.endpoints, result.total]:
-        limit = 210 if users < 200 else 220
-        assert 200 <= s.p95_ms <= limit, f"{users} users: {s.name} p95 {s.p95_ms} ms"
+        assert 200 <= s.p95_ms <= 210, f"{users} users: {s.name}: {s}, {result}"
+
+
+def test_beyond_what_the_machine_sustains_the_run_shows_its_measures(sandbox_factory):
+    """200 users (150 requests a second) on the 2 cores the replica also uses: Locust
+    reported GET /health p95 220 ms while the replica's own X-Process-Time said 200-210,
+    with the generator's timer p95 1-2 ms late, its CPU 8 % of a core and the machine
+    33-81 % busy: the 10-20 ms come from between the replica's app and Locust's clock
+    (uvicorn's loop, loopback, response batches), which no generator measure here
+    sees. So no accuracy claim is made at 200 users; what holds: the run reports the
+    service's own p95 beside Locust's, and a generator only ever adds time to it."""
+    result = _accuracy_run(sandbox_factory, 200)
+    for s in [*result.endpoints, result.total]:
+        assert 200 <= s.server_p95_ms <= s.p95_ms, s
+
+
+def test_a_starved_generator_is_flagged_saturated(sandbox_factory):
+    """Locust held off its CPU 60 ms in every 150 (SIGSTOP/SIGCONT, as a starved or
+    preempted machine holds it): its timer wakes late, and the run says that its times
+    are not the service's."""
+    sb = sandbox_factory(fixed_delay_ms=200)
+    box: list[load.LoadRun] = []
+    worker = threading.Thread(
+        target=lambda: box.append(load.run(base_url(sb), load.Profile(20, 20, 8), None, 5.0))
+    )
+    worker.start()
+    held: set[int] = set()
+    while worker.is_alive():
+        procs = []
+        for child in psutil.Process().children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                if "locust" in " ".join(child.cmdline()):
+                    procs.append(child)
+        for action in ("suspend", "resume"):
+            for child in procs:
+                with contextlib.suppress(psutil.Error):
+                    getattr(child, action)()
+                    held.add(child.pid)
+            time.sleep(0.06 if action == "suspend" else 0.09)
+    worker.join()
+    result = box[0]
+    assert held and not result.error, result.error
+    seen = (result.generator_lag_p95_ms, result.generator_cpu_percent, result.total)
+    assert result.saturated, seen
+    assert result.saturation.startswith("load generator saturated: its event loop woke "), seen
 
 
 def test_distributed_mode_with_two_workers(sandbox, run_checks):
@@ -256,3 +326,81 @@ def test_missing_or_broken_statistics_are_one_line_reasons(tmp_path):
     _counts_file(tmp_path, 2, {"started": {}, "killed": {}, "stats": [{"name": GENERATE}]})
     with pytest.raises(load.StatsError, match=r"counts-2.json are not as expected: KeyError"):
         load.read_counts(tmp_path, 2)
+
+
+CANARY_PW = "Canary/Pw#7?x"  # holds the URL delimiters that hid passwords from redact_url
+
+
+def _with_password(url: str, password: str = CANARY_PW) -> str:
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://ops:{quote(password, safe='')}@{rest}"
+
+
+def _forms(secret: str) -> list[str]:
+    return [secret, quote(secret, safe=""), base64.b64encode(f"ops:{secret}".encode()).decode()]
+
+
+def test_base_url_password_never_on_locusts_command_line_nor_in_its_report(sandbox, tmp_path):
+    """The password reached Locust as `--host http://ops:pw@...` (shown by `ps` to every
+    user) and its HTML report. Now: the child's environment; the report is scrubbed."""
+    reports = tmp_path / "reports"
+    reports.mkdir()
+    html = reports / "run-locust.html"
+    seen: list[str] = []
+    box: list[load.LoadRun] = []
+    worker = threading.Thread(
+        target=lambda: box.append(
+            load.run(_with_password(base_url(sandbox)), load.Profile(4, 4, 4, 1), html, 5.0)
+        )
+    )
+    worker.start()
+    me = psutil.Process()
+    while worker.is_alive():
+        for child in me.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                seen.append(" ".join(child.cmdline()))
+        time.sleep(0.2)
+    worker.join()
+    assert not box[0].error, box[0].error
+    assert any("locust" in cmd for cmd in seen), "the Locust processes were seen running"
+    assert any("--processes" in cmd for cmd in seen)
+    for text in [*seen, *(p.read_text(errors="replace") for p in reports.rglob("*"))]:
+        for form in _forms(CANARY_PW):
+            assert form not in text
+    assert html.stat().st_size > 1000, "Locust's own report was written"
+
+
+class _Recorder(http.server.BaseHTTPRequestHandler):
+    """Answers every call as the service would, noting each Authorization header."""
+
+    seen: ClassVar[set[str]] = set()
+
+    def _answer(self) -> None:
+        _Recorder.seen.add(self.headers.get("Authorization", ""))
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b'{"status": "healthy", "success": true}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *_args) -> None:
+        pass
+
+
+def test_locust_still_sends_the_base_urls_credentials():
+    """The credentials moved off the command line still reach the service, as Locust sent
+    them from a URL's userinfo: HTTP Basic."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = _with_password(f"http://127.0.0.1:{server.server_port}")
+        result = load.run(url, load.Profile(2, 2, 2), None, 5.0)
+    finally:
+        server.shutdown()
+    assert not result.error, result.error
+    want = "Basic " + base64.b64encode(f"ops:{CANARY_PW}".encode()).decode()
+    assert want in _Recorder.seen

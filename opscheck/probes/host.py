@@ -134,11 +134,17 @@ def host_for(spec: str) -> LocalHost:
     """The host behind a testinfra-style spec; only `local://` is implemented so far."""
     if spec in ("local://", "local", ""):
         return LocalHost()
-    raise ProbeError(f"host {spec!r}: remote hosts are not supported yet (only local://)")
+    raise ProbeError(f"host {host_label(spec)}: remote hosts are not supported yet (only local://)")
 
 
 def host_label(spec: str) -> str:
-    """A short, stable id for a host spec: local, app@10.0.0.5, ..."""
+    """A short, stable id for a host spec, never its password or options: local,
+    app@10.0.0.5, ... (a password may hold '@', '?', '/': the host follows the last '@')."""
     if spec in ("local://", "local", ""):
         return "local"
-    return spec.split("://", 1)[-1].split("?", 1)[0]
+    rest = spec.split("://", 1)[-1]
+    if "@" not in rest:
+        return rest.split("?", 1)[0]
+    user = rest[: rest.find("@")].split(":", 1)[0]
+    host = rest[rest.rfind("@") + 1 :].split("?", 1)[0]
+    return f"{user}@{host}" if user else host

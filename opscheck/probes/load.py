@@ -16,8 +16,13 @@ slower than the run): Locust's statistics do not hold those at all.
 While it runs, a separate client in this process samples `/health`, so "does /health
 still answer under load" is measured outside Locust's own users. A run that overruns
 its hard wall-clock limit is killed (its process group) and reported; a load generator
-that saturated its CPU (Locust's own warning) is flagged, since its response times are
-not the service's.
+too busy to time the service is flagged `saturated`, with the reason, since its response
+times are then the machine's, not the service's: Locust's own CPU warning, a Locust
+process above 90 % of a core (psutil, sampled while it runs), or the timer its
+locustfile runs waking late (p95 over 5 % of the median response time, at least 10 ms:
+every response it timed waited as long before Locust read the clock). How busy the
+whole machine was is measured too: a target on the same saturated cores answers late,
+really, so that is its latency there, not a timing error of the generator.
 """
 
 from __future__ import annotations
@@ -36,12 +41,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from opscheck import lifecycle
+import psutil
+
+from opscheck import lifecycle, scrub
 from opscheck.probes.http import get_json
 
 LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 COUNTS_ENV = "OPSCHECK_LOCUST_COUNTS"  # as loadtests/locustfile.py reads it
+AUTH_ENV = "OPSCHECK_LOCUST_USERINFO"  # the base URL's user:password, never on the command line
 SATURATION = "CPU usage above"  # Locust: "CPU usage above 90%! This may constrain ..."
+LAG_MIN_MS = 10.0  # Locust's percentile step below 1 s
+LAG_SHARE = 0.05  # of the median response time: the error a p95 within 5 % allows
+CPU_LIMIT = 90.0  # % of one core, as Locust's own warning
+TICK_MS = 50  # loadtests/locustfile.py's lag timer
 AGGREGATED = "Aggregated"
 
 
@@ -68,6 +80,7 @@ class Stats:
     avg_ms: float | None
     started: int = 0  # by Locust's users
     in_flight: int = 0  # still running when Locust killed its users at the end: unmeasured
+    server_p95_ms: float | None = None  # the service's own X-Process-Time, where it sent one
 
     @property
     def failure_percent(self) -> float:
@@ -86,6 +99,10 @@ class LoadRun:
     endpoints: list[Stats] = field(default_factory=list)
     total: Stats | None = None
     saturated: bool = False
+    saturation: str = ""  # why the generator's times are not the service's, when saturated
+    generator_lag_p95_ms: float | None = None  # how late its timer woke (worst process)
+    generator_cpu_percent: float | None = None  # % of one core (busiest Locust process)
+    machine_cpu_percent: float | None = None  # all cores of the generator's machine, busy %
     error: str = ""  # no verdict possible: why
     seconds: float = 0.0
     html: Path | None = None
@@ -108,10 +125,12 @@ def run(
     """Drive `profile` against `base_url`; the Locust process gets at most
     duration + stop timeout + `slack_s` seconds before it is killed."""
     result = LoadRun(html=html)
+    scrub.learn(scrub.url_secrets(base_url))
     with tempfile.TemporaryDirectory(prefix="opscheck-locust-") as tmp:
         folder = Path(tmp)
-        cmd = _command(base_url, profile, html, folder)
+        cmd = _command(scrub.redact_url(base_url), profile, html, folder)
         env = {**os.environ, "PYTHONWARNINGS": "ignore", COUNTS_ENV: str(folder)}
+        env.update(_auth_env(base_url))
         if ca_bundle:
             env["REQUESTS_CA_BUNDLE"] = env["SSL_CERT_FILE"] = ca_bundle
         stop = threading.Event()
@@ -132,6 +151,9 @@ def run(
         )
         lifecycle.register(proc.pid, "Locust", group=True)  # stopped on SIGTERM/SIGINT
         sampler.start()
+        cpu = _CpuWatch(proc.pid)
+        watcher = threading.Thread(target=cpu.run, daemon=True, args=(stop,))
+        watcher.start()
         limit = profile.duration_s + _stop_timeout(profile) + slack_s
         try:
             _, err = proc.communicate(timeout=limit)
@@ -146,14 +168,108 @@ def run(
             lifecycle.forget(proc.pid)
             stop.set()
             sampler.join(timeout=health_timeout_s + 5)
+            watcher.join(timeout=5)
         result.seconds = time.monotonic() - start
-        result.saturated = SATURATION in (err or "")
+        result.generator_cpu_percent = cpu.busiest()
+        result.machine_cpu_percent = cpu.machine()
         if not result.error and proc.returncode not in (0, None):
-            tail = " ".join((err or "").strip().splitlines()[-3:])[:300]
+            tail = scrub.scrub(" ".join((err or "").strip().splitlines()[-3:]))[:300]
             result.error = f"Locust exited with {proc.returncode}: {tail}"
         if not result.error:
             _read_into(result, folder, profile)
+        _judge_generator(result, SATURATION in (err or ""))
+    if html is not None:
+        scrub.scrub_file(html)
     return result
+
+
+def _auth_env(base_url: str) -> dict[str, str]:
+    """The base URL's userinfo for the locustfile, through the child's environment (which
+    only its user can read), not its command line (which `ps` shows to everyone)."""
+    _, sep, rest = base_url.partition("://")
+    if not sep or "@" not in rest:
+        return {}
+    return {AUTH_ENV: rest[: rest.rfind("@")]}
+
+
+def _judge_generator(result: LoadRun, locust_warned: bool) -> None:
+    """Flag a generator too busy to time the service: Locust's own CPU warning, a Locust
+    process above CPU_LIMIT % of a core, or its timer waking later than LAG_SHARE of the
+    median response time (at least LAG_MIN_MS): every response it timed waited as long."""
+    why = []
+    if locust_warned:
+        why.append("Locust warned: CPU usage above 90 %")
+    cpu = result.generator_cpu_percent
+    if cpu is not None and cpu >= CPU_LIMIT:
+        why.append(f"a Locust process used {cpu:.0f} % of a core (limit {CPU_LIMIT:g} %)")
+    lag = result.generator_lag_p95_ms
+    if lag is not None and lag > lag_limit_ms(result):
+        why.append(
+            f"its event loop woke {lag:g} ms late (p95 of a {TICK_MS} ms timer; "
+            f"limit {lag_limit_ms(result):g} ms)"
+        )
+    if why:
+        result.saturated = True
+        result.saturation = (
+            f"load generator saturated: {'; '.join(why)}: its response times "
+            "are not a measure of the service (use [load] workers, fewer users, or "
+            "a machine of its own)"
+        )
+
+
+def lag_limit_ms(result: LoadRun) -> float:
+    """The generator delay that would shift the reported times by more than 5 %."""
+    p50 = result.total.p50_ms if result.total and result.total.p50_ms else 0.0
+    return max(LAG_MIN_MS, LAG_SHARE * p50)
+
+
+class _CpuWatch:
+    """The CPU share of every process of the Locust run (by its session), sampled once a
+    second while it runs; psutil cannot read a process once it has exited."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.first: dict[int, tuple[float, float]] = {}  # pid -> (wall, cpu seconds)
+        self.last: dict[int, tuple[float, float]] = {}
+        self.host: list[tuple[float, float]] = []  # (busy, total) CPU seconds, all cores
+
+    def run(self, stop: threading.Event) -> None:
+        while not stop.wait(1.0):
+            self.sample()
+            t = psutil.cpu_times()
+            idle = t.idle + getattr(t, "iowait", 0.0)
+            total = sum(t)
+            self.host.append((total - idle, total))
+
+    def machine(self) -> float | None:
+        """Busy % of all cores between the first and last sample (None: under 2 s)."""
+        if len(self.host) < 3:
+            return None
+        (b0, t0), (b1, t1) = self.host[0], self.host[-1]
+        return round(100.0 * (b1 - b0) / (t1 - t0), 1) if t1 > t0 else None
+
+    def sample(self) -> None:
+        try:
+            root = psutil.Process(self.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return
+        for p in procs:
+            try:
+                t = p.cpu_times()
+            except psutil.Error:
+                continue
+            point = (time.monotonic(), t.user + t.system)
+            self.first.setdefault(p.pid, point)
+            self.last[p.pid] = point
+
+    def busiest(self) -> float | None:
+        shares = [
+            100.0 * (self.last[pid][1] - cpu0) / (self.last[pid][0] - wall0)
+            for pid, (wall0, cpu0) in self.first.items()
+            if self.last[pid][0] - wall0 >= 2.0
+        ]
+        return round(max(shares), 1) if shares else None
 
 
 def _stop_timeout(profile: Profile) -> int:
@@ -196,6 +312,7 @@ def _read_into(result: LoadRun, folder: Path, profile: Profile) -> None:
     processes = profile.processes + 1 if profile.processes > 0 else 1
     try:
         result.endpoints, result.total = read_counts(folder, processes)
+        result.generator_lag_p95_ms = read_lag(folder)
         if profile.processes == 0:
             result.locust_json_requests = read_locust_json(folder / "locust.json")
     except StatsError as exc:
@@ -311,6 +428,7 @@ def read_counts(folder: Path, processes: int) -> tuple[list[Stats], Stats]:
         )
     started: Counter[str] = Counter()
     killed: Counter[str] = Counter()
+    server: dict[str, Counter[int]] = {}
     entries: dict[str, _Entry] = {}
     stats_start = None
     for path in files:
@@ -321,6 +439,9 @@ def read_counts(folder: Path, processes: int) -> tuple[list[Stats], Stats]:
             for item in doc["stats"]:
                 entries.setdefault(str(item["name"]), _Entry()).add(item)
             stats_start = doc.get("stats_start", stats_start)
+            for name, times in (doc.get("server_ms") or {}).items():
+                hist = server.setdefault(str(name), Counter())
+                hist.update({round(float(ms)): int(n) for ms, n in times.items()})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StatsError(
                 f"Locust's statistics {path.name} are not as expected: {exc!r}"
@@ -336,7 +457,31 @@ def read_counts(folder: Path, processes: int) -> tuple[list[Stats], Stats]:
         for name in sorted(set(started) | set(entries))
     ]
     aggregate = total.stats(AGGREGATED, sum(started.values()), sum(killed.values()), window_s)
+    for s in endpoints:
+        s.server_p95_ms = _p95(server.get(s.name, Counter()))
+    aggregate.server_p95_ms = _p95(sum(server.values(), Counter()))
     return endpoints, aggregate
+
+
+def _p95(times: Counter[int]) -> float | None:
+    n = sum(times.values())
+    return float(percentile(times, n, 0.95)) if n else None
+
+
+def read_lag(folder: Path) -> float | None:
+    """The p95 of how late the 50 ms timer woke, in the worst Locust process (ms)."""
+    worst = None
+    for path in sorted(folder.glob("counts-*.json")):
+        doc = _load_json(path)
+        try:
+            lags = {int(k): int(v) for k, v in (doc.get("lag_ms") or {}).items()}
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise StatsError(f"Locust's statistics {path.name}: lag_ms {exc!r}") from None
+        n = sum(lags.values())
+        if n:
+            p95 = float(percentile(lags, n, 0.95))
+            worst = p95 if worst is None else max(worst, p95)
+    return worst
 
 
 def read_locust_json(path: Path) -> int:
