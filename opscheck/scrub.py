@@ -16,10 +16,12 @@ password in it). Two layers:
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -216,11 +218,19 @@ def scrub_file(path: Path) -> bool:
     clean = scrub_values(text)
     if clean == text:
         return False
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".scrub-", suffix=path.suffix)
-    with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
-        f.write(clean)
-    os.chmod(tmp, path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    tmp = ""
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".scrub-", suffix=path.suffix)
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape") as f:
+            f.write(clean)
+        os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except OSError as exc:  # disk full: the file keeps what it had; say so, never crash
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        sys.stderr.write(f"opscheck: could not mask secrets in {path}: {exc.strerror}\n")
+        return False
     return True
 
 
