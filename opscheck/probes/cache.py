@@ -16,6 +16,7 @@ import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -96,7 +97,6 @@ def client(url: str, timeout_s: float, authenticate: bool = True) -> redis.Redis
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry=Retry(NoBackoff(), 0),
-            retry_on_timeout=False,
             single_connection_client=True,
         )
     except redis.AuthenticationError as exc:
@@ -136,7 +136,8 @@ def unauthenticated_ping(url: str, timeout_s: float) -> AuthProbe:
             return AuthProbe(False, "NOAUTH Authentication required")
         raise
     try:
-        return AuthProbe(True, str(r.execute_command("PING")))
+        reply = r.execute_command("PING")
+        return AuthProbe(True, "PONG" if reply is True else str(reply))
     except (redis.AuthenticationError, redis.exceptions.NoPermissionError) as exc:
         return AuthProbe(False, " ".join(str(exc).split())[:80])
     except (redis.RedisError, OSError) as exc:
@@ -475,3 +476,60 @@ def remember_lookups(state: Path, run_id: str, hits: int, misses: int) -> None:
     }
     state.parent.mkdir(parents=True, exist_ok=True)
     state.write_text(json.dumps(dict(list(doc.items())[:20])))
+
+
+class Session:
+    """One run's view of the cache: connects, reads INFO and surveys at most once each,
+    and remembers a failure so every cache check reports it without waiting again."""
+
+    def __init__(
+        self, url: str, timeout_s: float, state: Path, policy: dict[str, int], idle_limit_s: float
+    ) -> None:
+        self.url, self.timeout_s, self.state = url, timeout_s, state
+        self.policy, self.idle_limit_s = policy, idle_limit_s
+        self._done: dict[str, Any] = {}
+
+    def _once(self, name: str, make: Any) -> Any:
+        if name not in self._done:
+            try:
+                self._done[name] = make()
+            except ProbeError as exc:
+                self._done[name] = exc
+        got = self._done[name]
+        if isinstance(got, ProbeError):
+            raise got
+        return got
+
+    def client(self) -> redis.Redis:
+        return self._once("client", lambda: connect(self.url, self.timeout_s))
+
+    def stats(self) -> Stats:
+        return self._once("stats", lambda: stats(self.client(), self.url))
+
+    def survey(self, sample_keys: int, max_s: float) -> Survey:
+        def make() -> Survey:
+            info = self.stats()
+            s = survey(
+                self.client(),
+                self.url,
+                self.policy,
+                self.idle_limit_s,
+                info.lfu,
+                sample_keys,
+                max_s,
+            )
+            remember_lookups(self.state, info.run_id, s.own_hits, s.own_misses)
+            return s
+
+        return self._once("survey", make)
+
+    def hit_counts(self) -> tuple[Stats, int, int]:
+        """Fresh INFO counters, and the hits and misses the suite's own surveys added."""
+        fresh = stats(self.client(), self.url)
+        own_hits, own_misses = own_lookups(self.state, fresh.run_id)
+        return fresh, own_hits, own_misses
+
+    def close(self) -> None:
+        got = self._done.get("client")
+        if isinstance(got, redis.Redis):
+            got.close()
