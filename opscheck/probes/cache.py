@@ -381,6 +381,7 @@ def _walk(
     cursor, keys = io.scan_reply()
     taken, stopped, previous = 0, "", None
     while True:
+        cut = len(keys) > limit - taken
         keys = keys[: max(0, limit - taken)]
         taken += len(keys)
         last = cursor == 0 or taken >= limit or time.monotonic() - start > max_s
@@ -394,7 +395,7 @@ def _walk(
         idles = io.one_line_replies(len(keys)) if s.idle_tracked and keys else []
         previous = (keys, ttls, idles)
         if last:
-            if cursor != 0:
+            if cursor != 0 or cut:
                 stopped = (
                     f"sample_keys = {limit}" if taken >= limit else f"scan_max_s = {max_s:g} s"
                 )
