@@ -221,7 +221,7 @@ class Survey:
         return f"{self.inspected} of {self.dbsize} keys (stopped by {self.stopped_by})"
 
 
-def _key_text(key: bytes) -> str:
+def key_text(key: bytes) -> str:
     return scrub(key.decode("utf-8", "backslashreplace"))[:120]
 
 
@@ -335,7 +335,7 @@ def _scan_command(cursor: int) -> bytes:
     )
 
 
-class _Matcher:
+class Matcher:
     """The first ttl_policy pattern a key matches (config order), or the no-pattern row."""
 
     def __init__(self, policy: dict[str, int]) -> None:
@@ -376,7 +376,7 @@ def _walk(
     dbsize = int(r.dbsize())
     note = "maxmemory-policy is LFU: Redis keeps access counts, not idle times" if lfu else ""
     s = Survey(dbsize, 0, False, "", 0.0, [], idle_limit_s, not lfu, note)
-    match, io = _Matcher(policy), _Stream(r.connection)
+    match, io = Matcher(policy), _Stream(r.connection)
     io.send(_scan_command(0))
     cursor, keys = io.scan_reply()
     taken, stopped, previous = 0, "", None
@@ -408,7 +408,7 @@ def _walk(
     return s
 
 
-def _tally(s: Survey, match: _Matcher, keys: list[bytes], ttls: list, idles: list) -> None:
+def _tally(s: Survey, match: Matcher, keys: list[bytes], ttls: list, idles: list) -> None:
     if idles and isinstance(idles[0], redis.ResponseError):
         if LFU_REFUSAL not in str(idles[0]):
             raise idles[0]
@@ -428,20 +428,20 @@ def _tally(s: Survey, match: _Matcher, keys: list[bytes], ttls: list, idles: lis
         if ttl == -1:
             row.no_ttl += 1
             if len(row.no_ttl_examples) < EXAMPLES:
-                row.no_ttl_examples.append(_key_text(key))
+                row.no_ttl_examples.append(key_text(key))
         else:
             if ttl > row.max_ttl_s:
                 row.max_ttl_s = ttl
             if row.policy_s and ttl > row.policy_s:
                 row.over += 1
                 if len(row.over_examples) < EXAMPLES:
-                    row.over_examples.append((_key_text(key), ttl))
+                    row.over_examples.append((key_text(key), ttl))
         if idles:
             idle = idles[n]
             if isinstance(idle, int) and idle > limit:
                 s.idle_over += 1
                 if len(s.idle_examples) < EXAMPLES:
-                    s.idle_examples.append((_key_text(key), idle))
+                    s.idle_examples.append((key_text(key), idle))
                 if idle > s.max_idle_s:
                     s.max_idle_s = idle
             elif isinstance(idle, int) and idle > s.max_idle_s:
