@@ -59,7 +59,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def server_conf(folder: Path, port: int, pw: str | None, lfu: bool) -> Path:
+def server_conf(
+    folder: Path, port: int, pw: str | None, lfu: bool, maxmemory: str = "64mb"
+) -> Path:
     """A redis.conf (mode 600: it holds the password) for a private, unpersisted server."""
     lines = [
         f"port {port}",
@@ -69,7 +71,7 @@ def server_conf(folder: Path, port: int, pw: str | None, lfu: bool) -> Path:
         "appendonly no",
         "daemonize no",
         f'logfile "{folder / "redis.log"}"',
-        "maxmemory 64mb",
+        f"maxmemory {maxmemory}",
         f"maxmemory-policy {'allkeys-lfu' if lfu else 'volatile-lru'}",
     ]
     if pw:
@@ -81,7 +83,9 @@ def server_conf(folder: Path, port: int, pw: str | None, lfu: bool) -> Path:
     return path
 
 
-def start(lay: Layout, pw: str | None, lfu: bool = False, wait_s: float = 10.0) -> int:
+def start(
+    lay: Layout, pw: str | None, lfu: bool = False, wait_s: float = 10.0, maxmemory: str = "64mb"
+) -> int:
     """Start redis-server on a free port, record its PID, wait for PING; return the port."""
     exe = shutil.which("redis-server")
     if exe is None:
@@ -91,7 +95,7 @@ def start(lay: Layout, pw: str | None, lfu: bool = False, wait_s: float = 10.0) 
     for _attempt in range(3):
         port = _free_port()
         proc = subprocess.Popen(
-            [exe, str(server_conf(folder, port, pw, lfu))],
+            [exe, str(server_conf(folder, port, pw, lfu, maxmemory))],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
