@@ -61,7 +61,7 @@ def big_redis(tmp_path_factory) -> int:
 def _fill(port: int) -> None:
     """1,000,000 SET .. EX in raw pipelined batches of 10,000 (a few seconds)."""
     kinds = list(sandbox_cache.POLICY.items())
-    r = redis.Redis(port=port, password=PASSWORD, single_connection_client=True)
+    r = redis.Redis(port=port, password=PASSWORD, single_connection_client=True, socket_timeout=60)
     io = cache._Stream(r.connection)
     value = b'{"text": "' + b"x" * 80 + b'"}'
     for start in range(0, KEYS, 10_000):

@@ -309,12 +309,12 @@ def _scan_reply(buf: bytearray, pos: int) -> tuple[int, list[bytes], int] | None
 
 _SCAN_HEAD = re.compile(rb"\*2\r\n\$(\d+)\r\n(\d+)\r\n\*(\d+)\r\n")
 _INT_REPLY = re.compile(rb":(-?\d+)\r\n")
-_REPLY = re.compile(rb"([:\-$_])([^\r\n]*)\r\n")
+_REPLY = re.compile(rb"([:\-$_+])([^\r\n]*)\r\n")
 
 
 @functools.lru_cache(maxsize=8)
 def _block(count: int) -> re.Pattern[bytes]:
-    return re.compile(rb"(?:[:\-$_][^\r\n]*\r\n){%d}" % count)
+    return re.compile(rb"(?:[:\-$_+][^\r\n]*\r\n){%d}" % count)
 
 
 def _value(kind: bytes, text: bytes) -> int | redis.ResponseError | None:
@@ -322,6 +322,8 @@ def _value(kind: bytes, text: bytes) -> int | redis.ResponseError | None:
         return int(text)
     if kind == b"-":
         return redis.ResponseError(text.decode("utf-8", "replace"))
+    if kind == b"+":
+        return 0  # a status (+OK): not a value any lookup here returns
     return None  # $-1 or _ : nil
 
 
