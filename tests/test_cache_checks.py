@@ -10,7 +10,7 @@ import tomllib
 import pytest
 import redis
 
-from opscheck.probes.cache import glob_regex
+from opscheck.probes.cache import connect, glob_regex, survey
 
 CACHE_IDS = {"cache_ttl_policy", "cache_hit_ratio", "cache_idle_keys", "redis_requires_auth"}
 CHECKS = "checks/weekly/test_cache.py"
@@ -275,3 +275,26 @@ def test_glob_matches_as_redis_scan_match_does(cache_sandbox, pattern):
         r.flushdb()
     regex = glob_regex(pattern)
     assert {k for k in GLOB_KEYS if regex.match(k)} == want
+
+
+def test_survey_reads_binary_and_long_keys_over_many_batches(cache_sandbox):
+    sb = cache_sandbox()
+    url = redis_url(sb)[: -len("/0")] + "/2"
+    odd = [b"temp:a\r\n:1\r\n$-1\r\n", b"temp:\xff\x00", b"temp:" + b"k" * 20000]
+    with client(sb, db=2) as r:
+        p = r.pipeline(transaction=False)
+        for n in range(2500):
+            p.set(b"template:%d" % n, b"v" * 50, ex=100 + n % 1700)
+        for key in odd:
+            p.set(key, b"v")  # no TTL
+        p.execute()
+        s = survey(
+            connect(url, 5), url, {"template:*": 1800, "temp:*": 300}, 3600, False, 10**6, 60
+        )
+        assert digest(r)[0] == 2503
+    assert s.complete and s.inspected == 2503 and s.vanished == 0
+    template, temp, other = s.patterns
+    assert (template.keys, template.no_ttl, template.over, template.max_ttl_s) == (2500, 0, 0, 1799)
+    assert (temp.keys, temp.no_ttl, other.keys) == (3, 3, 0)
+    assert "temp:a\\x0d\\x0a:1\\x0d\\x0a$-1\\x0d\\x0a" in temp.no_ttl_examples  # one line
+    assert "temp:\\xff\\x00" in temp.no_ttl_examples

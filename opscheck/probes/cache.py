@@ -221,8 +221,12 @@ class Survey:
         return f"{self.inspected} of {self.dbsize} keys (stopped by {self.stopped_by})"
 
 
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(32), 127]}
+
+
 def key_text(key: bytes) -> str:
-    return scrub(key.decode("utf-8", "backslashreplace"))[:120]
+    """A key as it may be printed on one line: control bytes and bad UTF-8 escaped."""
+    return scrub(key.decode("utf-8", "backslashreplace").translate(_CONTROL))[:120]
 
 
 def _packed(verb: bytes, args: list[bytes], keys: list[bytes]) -> bytes:
