@@ -2,6 +2,8 @@
 
 Starts the sandbox replica, runs `pytest -m daily` with the sandbox's config from
 the suite's directory, stops the sandbox, and prints the HTML report's path last.
+`python -m opscheck cache-fix`: the guide's cache clean-up (opscheck/cachefix.py),
+a dry run unless `--apply`.
 """
 
 from __future__ import annotations
@@ -55,7 +57,19 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--dir", type=Path, default=control.DEFAULT_DIR, help="sandbox directory")
     d.add_argument("--fault", action="append", default=[], help="break one thing (repeatable)")
     d.add_argument("-m", dest="marker", default="daily", help="which checklist (default daily)")
+    c = sub.add_parser(
+        "cache-fix",
+        help="give keys their ttl_policy TTL and delete idle keys (dry run unless --apply)",
+    )
+    c.add_argument("--ops-config", metavar="PATH", help="config file (as pytest's option)")
+    mode = c.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="list the changes (the default)")
+    mode.add_argument("--apply", action="store_true", help="make the changes")
     args = parser.parse_args(argv)
+    if args.command == "cache-fix":
+        from opscheck import cachefix
+
+        return cachefix.run(args.ops_config, args.apply, Path.cwd(), SUITE)
     return demo(args.dir, args.fault, args.marker)
 
 

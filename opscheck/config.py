@@ -154,7 +154,7 @@ class Thresholds(_Section):
     key_max_age_days: int = Field(90, ge=0)
     tls_min_days: int = Field(14, ge=0)
     cache_hit_ratio: float = Field(0.5, ge=0, le=1)
-    cache_idle_days: int = Field(30, ge=0)
+    cache_idle_days: float = Field(30, ge=0)  # fractions allowed (a test uses seconds)
     temp_file_max_age_days: int = Field(7, ge=0)
     rate_limit_per_minute: int = Field(100, ge=1)
     auth_failure_burst: int = Field(20, ge=1)
@@ -198,6 +198,17 @@ class Redis(_Section):
         "analysis:*": 900,
         "temp:*": 300,
     }
+    timeout_s: float = Field(5, gt=0)  # connect and each command
+    sample_keys: int = Field(100_000, ge=1)  # keys the survey inspects at most
+    scan_max_s: float = Field(60, gt=0)  # the survey stops walking after this long
+
+    @field_validator("ttl_policy")
+    @classmethod
+    def _positive_ttls(cls, value: dict[str, int]) -> dict[str, int]:
+        for pattern, ttl in value.items():
+            if ttl < 0:
+                raise ValueError(f"{pattern!r}: a TTL is 0 (may live without expiry) or more")
+        return value
 
 
 class Load(_Section):

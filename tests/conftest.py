@@ -117,7 +117,7 @@ def _toml(doc: dict[str, dict[str, Any]]) -> str:
 def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One healthy sandbox layout, built once and copied by every test's sandbox."""
     root = tmp_path_factory.mktemp("golden")
-    control.up(root, control.Options(faults=("down",)))
+    control.up(root, control.Options(faults=("down",), redis=False))
     return root
 
 

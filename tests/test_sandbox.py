@@ -48,10 +48,14 @@ def test_cli_up_status_down_leaves_nothing_running(tmp_path):
     assert requests.get(url + "/health", timeout=5).json()["status"] == "healthy"
     status = subprocess.run([*cmd, "status", "--dir", str(root)], capture_output=True, text=True)
     assert f"server: pid {pid} running" in status.stdout
+    redis_pid = int((root / "run" / "redis.pid").read_text())
+    assert f"redis: pid {redis_pid} running" in status.stdout
     down = subprocess.run([*cmd, "down", "--dir", str(root)], capture_output=True, text=True)
-    assert f"stopped server (pid {pid})" in down.stdout
-    with pytest.raises(ProcessLookupError):
-        os.kill(pid, 0)
+    assert down.stdout.startswith("stopped ") and f"server (pid {pid})" in down.stdout
+    assert f"redis (pid {redis_pid})" in down.stdout
+    for stopped in (pid, redis_pid):
+        with pytest.raises(ProcessLookupError):
+            os.kill(stopped, 0)
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/health", timeout=2)
     again = subprocess.run([*cmd, "down", "--dir", str(root)], capture_output=True, text=True)

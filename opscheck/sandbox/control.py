@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
+from opscheck.sandbox import cache as sandbox_cache
 from opscheck.sandbox import deps, layout
 from opscheck.sandbox.faults import FAULTS, check_names
 
@@ -43,6 +44,7 @@ class Options:
     template: Path | None = None  # an already built healthy sandbox to copy instead of building
     https: bool = False  # serve HTTPS with a certificate from a CA of the sandbox's own
     fixed_delay_ms: float = 0.0  # > 0: every answer takes exactly this long (no other latency)
+    redis: bool = True  # start the sandbox's redis-server (a layout-only template needs none)
 
 
 def _pidfiles(root: Path) -> list[Path]:
@@ -121,11 +123,12 @@ def up(root: Path, opts: Options) -> Path:
         "slow_s": opts.timeout_s + 3,
     }
     (lay.run / "sandbox.json").write_text(json.dumps(settings))
+    redis_url = sandbox_cache.up(lay, opts.faults) if opts.redis else ""
     tls = _make_certs(lay, opts.faults) if _wants_tls(opts) else None
     port = _free_port() if "down" in opts.faults else _start_server(lay, tls)
     if "cpu-hog" in opts.faults:
         _start_hogs(lay)
-    return write_config(lay, port, opts, https=tls is not None)
+    return write_config(lay, port, opts, https=tls is not None, redis_url=redis_url)
 
 
 def _prepare_dir(root: Path) -> None:
@@ -332,7 +335,9 @@ def _start_hogs(lay: layout.Layout) -> None:
         (lay.run / f"cpu-hog-{n}.pid").write_text(f"{proc.pid}\n")
 
 
-def write_config(lay: layout.Layout, port: int, opts: Options, https: bool = False) -> Path:
+def write_config(
+    lay: layout.Layout, port: int, opts: Options, https: bool = False, redis_url: str = ""
+) -> Path:
     """An opscheck.toml that points every check at this sandbox."""
     r = lay.root
 
@@ -364,6 +369,8 @@ apt_config = {q(deps.apt_dir(r) / "apt.conf")}
 [hosts]
 cpu_sample_s = 1
 """
+    if redis_url:
+        text += sandbox_cache.config_text(redis_url, opts.faults)
     path = r / "opscheck.toml"
     path.write_text(text)
     return path

@@ -28,7 +28,7 @@ from opscheck.sandbox.traffic import Traffic, write_logs
 @dataclass(frozen=True)
 class Fault:
     name: str
-    kind: str  # "file", "server" or "process"
+    kind: str  # "file", "server", "process" or "redis" (opscheck/sandbox/cache.py)
     what: str  # what it breaks, for `--help`
     apply: Callable[[Layout, datetime], None] | None = None
 
@@ -665,6 +665,25 @@ FAULTS: dict[str, Fault] = {
             "file",
             "temp files of 9 and 12 days ago in the service's temp dir",
             _old_temp_files,
+        ),
+        Fault(
+            "redis-no-ttl",
+            "redis",
+            "5 template:* keys and a session:* key (no pattern) have no TTL",
+        ),
+        Fault("redis-ttl-over", "redis", "4 policy:* keys expire in 86400 s, policy 3600 s"),
+        Fault(
+            "redis-idle",
+            "redis",
+            "cache_idle_days is 2 s and every key has sat untouched for 4 s",
+        ),
+        Fault("redis-low-hits", "redis", "the cache served 30 hits and 300 misses (ratio 0.09)"),
+        Fault("redis-no-auth", "redis", "Redis runs without requirepass (and the url has none)"),
+        Fault("redis-down", "redis", "nothing listens on the configured Redis port"),
+        Fault(
+            "redis-lfu",
+            "redis",
+            "maxmemory-policy allkeys-lfu: Redis keeps no idle times (cache_idle_keys skips)",
         ),
     )
 }
