@@ -471,6 +471,11 @@ FAULTS: dict[str, Fault] = {
             "server",
             "HTTPS whose served intermediate CA expires in 3 days (the leaf in 90)",
         ),
+        Fault("hang", "server", "every request is accepted and never answered"),
+        Fault("trickle", "server", "every answer is sent one byte every 0.25 s (a 200 JSON)"),
+        Fault("non-json", "server", "every answer is 200 text/html, nginx's welcome page"),
+        Fault("huge-body", "server", "every answer is 200 JSON with an endless body"),
+        Fault("redirect", "server", "every answer is 302 to /login (an auth wall)"),
     )
 }
 
