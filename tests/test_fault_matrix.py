@@ -26,6 +26,7 @@ import pytest
 
 from opscheck.sandbox.faults import FAULTS
 from tests.conftest import REPO, Run, Sandbox, run_pytest
+from tests.test_run_faults import RUN_FAULTS
 
 DAILY_IDS = {
     "health_endpoint_up",
@@ -102,6 +103,7 @@ MATRIX: dict[tuple[tuple[str, ...], str], set[str]] = {
     (("cpu-hog",), "daily"): {"cpu_usage"},
     (("disk-over-limit",), "daily"): {"disk_usage"},
     (("env-mode",), "daily"): {"env_file_mode"},
+    (("env-owner",), "daily"): {"env_file_mode"},
     (("dir-mode",), "daily"): {"data_dir_modes"},
     # backups
     (("stale-backup",), "daily"): {"backup_fresh"},
@@ -117,6 +119,16 @@ MATRIX: dict[tuple[tuple[str, ...], str], set[str]] = {
     (("symlinked-chroma",), "daily"): set(),  # every night's archive holds only the link
     (("symlinked-chroma",), "weekly"): {"backup_integrity"},
     (("symlinked-chroma",), "monthly"): {"restore_drill"},
+    (("shrunk-backup",), "daily"): {"backup_fresh"},  # under 10 % of the night before
+    (("shrunk-backup",), "weekly"): {"backup_integrity"},
+    (("shrunk-backup",), "monthly"): {"restore_drill"},
+    (("traversal-backup",), "daily"): set(),
+    (("traversal-backup",), "weekly"): {"backup_integrity"},
+    (("traversal-backup",), "monthly"): {"restore_drill"},
+    (("backup-mtime",), "daily"): {"backup_fresh"},
+    (("config-without-env",), "daily"): set(),
+    (("config-without-env",), "monthly"): {"restore_drill"},
+    (("restore-mismatch",), "monthly"): {"restore_drill"},
     # logs
     (("error-heavy-log",), "daily"): {"error_rate"},
     # slow generations also log "Slow operation" WARNING lines, as the real service does
@@ -273,7 +285,7 @@ def test_fault_fails_exactly_the_concerned_checks(sandbox_factory, tmpfs, tmp_pa
 
 def test_every_row_names_known_faults_and_checks():
     for (faults, cadence), failing in MATRIX.items():
-        sandbox_faults, harness, options = _split(faults)
+        sandbox_faults = _split(faults)[0]
         assert set(sandbox_faults) <= set(FAULTS), faults
         assert failing <= CHECK_IDS[cadence], (faults, cadence, failing - CHECK_IDS[cadence])
 
@@ -285,13 +297,3 @@ def test_docs_name_every_fault():
     matrix = {f for faults, _ in MATRIX for f in faults if "=" not in f}
     wanted = set(FAULTS) | matrix | set(RUN_FAULTS)
     assert wanted <= named, f"docs/faults.md lacks {sorted(wanted - named)}"
-
-
-# Faults of the run itself (config and reports), tested in tests/test_run_faults.py
-RUN_FAULTS = (
-    "config-unknown-key",
-    "config-wrong-type",
-    "config-unset-var",
-    "reports-dir-is-a-file",
-    "reports-dir-read-only",
-)

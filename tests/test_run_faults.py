@@ -32,6 +32,8 @@ CONFIG_FAULTS = {
         ["[paths] app_dir", "RF_UNSET_DIR is not set"],
     ),
 }
+REPORT_FAULTS = ("reports-dir-is-a-file", "reports-dir-read-only")
+RUN_FAULTS = (*CONFIG_FAULTS, *REPORT_FAULTS)  # docs/faults.md names each
 
 
 def _run(args: list[str]) -> subprocess.CompletedProcess[str]:
