@@ -28,6 +28,7 @@ from opscheck.probes.archives import (
     verify_json,
 )
 from opscheck.probes.backups import BackupFile, BackupSet, kind_of
+from opscheck.probes.noatime import read_bytes
 
 
 @dataclass
@@ -141,7 +142,7 @@ def live(chroma_dir: str, template_data: str) -> Live:
     """Row and record counts of the live store and template data, read-only."""
     facts = _live_facts(Path(chroma_dir) / "chroma.sqlite3")
     try:
-        templates, error = template_records(Path(template_data).read_bytes()), ""
+        templates, error = template_records(read_bytes(template_data)), ""
     except OSError as exc:
         templates, error = None, f"{template_data}: {exc.strerror or exc}"
     except ValueError as exc:
