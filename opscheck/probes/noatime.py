@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +42,12 @@ def read_bytes(path: str | os.PathLike[str]) -> bytes:
 def read_text(path: str | os.PathLike[str], errors: str = "strict") -> str:
     """`Path(path).read_text()` (UTF-8), with O_NOATIME where permitted."""
     return read_bytes(path).decode("utf-8", errors)
+
+
+def copy_file(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """`shutil.copyfile(src, dst)`, reading `src` with O_NOATIME where permitted."""
+    with open_binary(src) as fin, open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout, 1 << 20)
 
 
 class Stacked:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import shutil
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -28,7 +27,7 @@ from opscheck.probes.archives import (
     verify_json,
 )
 from opscheck.probes.backups import BackupFile, BackupSet, kind_of
-from opscheck.probes.noatime import read_bytes
+from opscheck.probes.noatime import copy_file, read_bytes
 
 
 @dataclass
@@ -122,7 +121,7 @@ def _restore_one(f: BackupFile, dest: Path, max_bytes: int) -> Verified:
     if f.kind == "template_data":
         verified = verify_json(f.path, max_bytes)
         if verified.ok:
-            shutil.copyfile(f.path, dest / f.path.name)
+            copy_file(f.path, dest / f.path.name)
         return verified
     return extract(f.path, dest, max_bytes, chroma=f.kind == "chroma_db")
 
