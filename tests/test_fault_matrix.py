@@ -297,3 +297,38 @@ def test_docs_name_every_fault():
     matrix = {f for faults, _ in MATRIX for f in faults if "=" not in f}
     wanted = set(FAULTS) | matrix | set(RUN_FAULTS)
     assert wanted <= named, f"docs/faults.md lacks {sorted(wanted - named)}"
+
+
+def _documented_rows(text: str) -> dict[str, list[tuple[str, str]]]:
+    """fault -> [(cadence label, must-fail cell)] from the matrix tables of the page."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`") and cells[0].strip("`") in _MATRIXED:
+            rows[cells[0].strip("`")] = list(
+                zip(cells[3].split("<br>"), cells[4].split("<br>"), strict=True)
+            )
+    return rows
+
+
+def _expected_rows(name: str) -> list[tuple[str, str]]:
+    out = []
+    for (faults, cadence), failing in MATRIX.items():
+        if faults and faults[0] == name:
+            label = cadence + (f" ({' '.join(faults[1:])})" if faults[1:] else "")
+            out.append((label, ", ".join(f"`{i}`" for i in sorted(failing)) or "none"))
+    return out
+
+
+_MATRIXED = {faults[0] for faults, _ in MATRIX if faults}
+
+
+def test_docs_say_what_each_fault_must_fail():
+    """docs/faults.md's cadence and must-fail cells are the matrix's rows."""
+    documented = _documented_rows((REPO / "docs" / "faults.md").read_text())
+    wrong = {
+        name: (documented.get(name), _expected_rows(name))
+        for name in sorted(_MATRIXED)
+        if documented.get(name) != _expected_rows(name)
+    }
+    assert not wrong, wrong
