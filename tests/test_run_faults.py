@@ -72,9 +72,7 @@ def _good_config(tmp_path: Path) -> Path:
 def test_reports_dir_is_a_file(tmp_path):
     reports = tmp_path / "reports"
     reports.write_text("not a dir\n")
-    proc = _run(
-        ["--ops-config", str(_good_config(tmp_path)), "--reports-dir", str(reports)], tmp_path
-    )
+    proc = _run(["--ops-config", str(_good_config(tmp_path)), "--reports-dir", str(reports)])
     assert_usage_error(proc, [f"cannot write reports in {reports}", "Not a directory"])
 
 
