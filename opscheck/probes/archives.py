@@ -30,6 +30,7 @@ from pathlib import Path
 from isal import igzip_threaded
 
 from opscheck.lifecycle import remove_tree
+from opscheck.probes.noatime import open_decoded, read_bytes
 
 CHUNK = 1 << 20
 SQLITE_NAME = "chroma.sqlite3"
@@ -156,7 +157,7 @@ def verify_json(path: Path, max_bytes: int) -> Verified:
         size = path.stat().st_size
         if size > max_bytes:
             raise ArchiveError(f"{size} bytes, over the {max_bytes} byte limit")
-        data = path.read_bytes()
+        data = read_bytes(path)
         result.compressed_bytes = result.content_bytes = len(data)
         result.templates = template_records(data)
     except ArchiveError as exc:
@@ -249,11 +250,15 @@ class _Counting:
         return data
 
 
+def _gunzip(raw):
+    return igzip_threaded.open(raw, "rb", threads=1, block_size=CHUNK)
+
+
 def _read_members(
     path: Path, result: Verified, max_bytes: int, tmp: Path, extract_to: Path | None
 ) -> None:
     total = 0
-    with igzip_threaded.open(path, "rb", threads=1, block_size=CHUNK) as gz:
+    with open_decoded(path, _gunzip) as gz:
         stream = _Counting(gz)
         with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
             for member in tar:

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from opscheck.probes.logs.llm import kind
+from opscheck.probes.noatime import open_binary
 from opscheck.scrub import scrub
 
 MAX_WINDOW = 8 << 20  # bytes read at most per window
@@ -157,7 +158,7 @@ def _renamed(m: Mark) -> Path | None:
 
 def _read(path: str, start: int, budget: int, win: Window) -> bytes:
     """Bytes from `start` to the end, at most `budget`; a larger rest is said in `unseen`."""
-    with open(path, "rb") as f:
+    with open_binary(path) as f:
         size = os.fstat(f.fileno()).st_size
         f.seek(start)
         data = f.read(max(0, budget))

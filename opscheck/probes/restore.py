@@ -8,7 +8,6 @@ whether it passed or not. The live store and template data are only read.
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,6 +29,7 @@ from opscheck.probes.archives import (
     verify_json,
 )
 from opscheck.probes.backups import BackupFile, BackupSet, kind_of
+from opscheck.probes.noatime import copy_file, read_bytes
 
 POOL_MIN_BYTES = 128 << 20  # less to read: one process (a spawn costs ~0.25 s, a process
 # reads ~300 MB/s of .tar.gz: the pool pays from ~150 MB on 2 cores)
@@ -147,7 +147,7 @@ def _restore_one(f: BackupFile, dest: Path, max_bytes: int) -> Verified:
         verified = verify_json(f.path, max_bytes)
         if verified.ok:
             try:
-                shutil.copyfile(f.path, dest / f.path.name)
+                copy_file(f.path, dest / f.path.name)
             except OSError as exc:
                 if exc.filename == str(f.path):
                     raise
@@ -171,7 +171,7 @@ def live(chroma_dir: str, template_data: str) -> Live:
     """Row and record counts of the live store and template data, read-only."""
     facts = _live_facts(Path(chroma_dir) / "chroma.sqlite3")
     try:
-        templates, error = template_records(Path(template_data).read_bytes()), ""
+        templates, error = template_records(read_bytes(template_data)), ""
     except OSError as exc:
         templates, error = None, f"{template_data}: {exc.strerror or exc}"
     except ValueError as exc:

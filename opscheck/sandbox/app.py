@@ -29,6 +29,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from opscheck.sandbox.applog import ANTHROPIC, OPENAI_EMBEDDINGS, AppLog, Record, http_call
+from opscheck.sandbox.wirefaults import WireFaults
 
 DIR_ENV = "OPSCHECK_SANDBOX_DIR"
 VERSION = "1.0.0"
@@ -143,6 +144,8 @@ class FaultsAndTiming:
 
 
 app.add_middleware(FaultsAndTiming)
+# outermost: a wire fault answers before the app (and its log) sees the request
+app.add_middleware(WireFaults, faults=lambda: SETTINGS.get().get("faults", []), exempt=READY_PATH)
 
 
 @app.get(READY_PATH, include_in_schema=False)

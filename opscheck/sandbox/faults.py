@@ -685,6 +685,11 @@ FAULTS: dict[str, Fault] = {
             "redis",
             "maxmemory-policy allkeys-lfu: Redis keeps no idle times (cache_idle_keys skips)",
         ),
+        Fault("hang", "server", "every request is accepted and never answered"),
+        Fault("trickle", "server", "every answer is sent one byte every 0.25 s (a 200 JSON)"),
+        Fault("non-json", "server", "every answer is 200 text/html, nginx's welcome page"),
+        Fault("huge-body", "server", "every answer is 200 JSON with an endless body"),
+        Fault("redirect", "server", "every answer is 302 to /login (an auth wall)"),
     )
 }
 

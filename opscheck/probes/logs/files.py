@@ -33,6 +33,7 @@ from opscheck.probes import ProbeError
 from opscheck.probes.logs.access import cache_tag, log_format_of, scan_access
 from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_app
 from opscheck.probes.logs.summary import Summary
+from opscheck.probes.noatime import open_binary, open_decoded, read_text
 
 HEAD = 64 << 10
 SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
@@ -143,7 +144,7 @@ def olddirs(logrotate_conf: str) -> tuple[str, ...]:
     """The `olddir` directories a logrotate file names (relative ones are taken from the
     log's directory, as logrotate does); none if the file is absent or unreadable."""
     try:
-        text = Path(logrotate_conf).read_text(errors="replace") if logrotate_conf else ""
+        text = read_text(logrotate_conf, errors="replace") if logrotate_conf else ""
     except OSError:
         return ()
     dirs = [ln.split()[1] for ln in text.splitlines() if ln.strip().startswith("olddir ")]
@@ -151,17 +152,18 @@ def olddirs(logrotate_conf: str) -> tuple[str, ...]:
 
 
 def _open(f: LogFile):
+    """The file's content (decompressed), read without touching its atime."""
     if f.codec == "gz":
-        return igzip_threaded.open(f.path, "rb", threads=1)
+        return open_decoded(f.path, lambda raw: igzip_threaded.open(raw, "rb", threads=1))
     if f.codec == "xz":
-        return lzma.open(f.path, "rb")
+        return open_decoded(f.path, lambda raw: lzma.open(raw, "rb"))
     if f.codec == "bz2":
-        return bz2.open(f.path, "rb")
+        return open_decoded(f.path, lambda raw: bz2.open(raw, "rb"))
     if f.codec == "zst":
         import zstandard
 
-        return zstandard.open(f.path, "rb")
-    return open(f.path, "rb")
+        return open_decoded(f.path, lambda raw: zstandard.open(raw, "rb"))
+    return open_binary(f.path)
 
 
 def content_key(f: LogFile) -> tuple[str, int | str]:
@@ -170,7 +172,7 @@ def content_key(f: LogFile) -> tuple[str, int | str]:
     with _open(f) as fh:
         head = fh.read(HEAD)
     if f.codec == "gz":
-        with open(f.path, "rb") as raw:
+        with open_binary(f.path) as raw:
             raw.seek(-4, os.SEEK_END)
             length: int | str = int.from_bytes(raw.read(4), "little")  # ISIZE: mod 2^32
     elif f.codec:
@@ -253,7 +255,7 @@ def _line_aligned_end(path: Path, end: int, whole_records: bool) -> int:
     """Where the line holding byte `end - 1` ends (ranges then meet on a newline); with
     `whole_records`, also past the lines that continue it (a traceback), so that the
     next range starts on a timestamped line."""
-    with open(path, "rb") as fh:
+    with open_binary(path) as fh:
         fh.seek(end)
         fh.readline()
         limit = fh.tell() + MAX_LINE
@@ -309,7 +311,7 @@ def _summarize(
         raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
     for f in files:  # a file left out would make every count wrong: say so, plainly
         try:
-            open(f.path, "rb").close()
+            open_binary(f.path).close()
         except OSError as exc:
             raise ProbeError(f"log {f.path}: cannot read: {exc.strerror}") from None
     cache = Cache(cache_dir)
@@ -504,7 +506,7 @@ def _scan_task(task: tuple) -> dict:
 
 def _tail_hash(path: Path, offset: int) -> str:
     """A hash of the 4 KiB before `offset`: where the last pass stopped must be unchanged."""
-    with open(path, "rb") as fh:
+    with open_binary(path) as fh:
         fh.seek(max(0, offset - 4096))
         return hashlib.sha256(fh.read(min(4096, offset))).hexdigest()[:32]
 
@@ -514,7 +516,7 @@ def _complete_end(f: LogFile, whole_records: bool = False) -> int:
     (A rotated file's unterminated last line is read with the next pass of its copy.)
     With `whole_records` (the app log being written), where its last record begins:
     that record's traceback may still be coming (see `_last_record`)."""
-    with open(f.path, "rb") as fh:
+    with open_binary(f.path) as fh:
         size = fh.seek(0, os.SEEK_END)
         pos = size
         while pos > 0:
