@@ -58,10 +58,26 @@ WEEKLY_IDS = {
     "hourly_latency_profile",
     "load_test_p95",
     "health_under_load",
+    "dependency_vulnerabilities",
+    "security_updates_pending",
+    "secrets_in_code",
+    "log_rotation_policy",
+    "temp_files_cleanup",
+    "cache_ttl_policy",
+    "cache_hit_ratio",
+    "cache_idle_keys",
+    "redis_requires_auth",
 }
-MONTHLY_IDS = {"restore_drill"}
+MONTHLY_IDS = {
+    "restore_drill",
+    "outdated_critical_packages",
+    "system_updates_applied",
+    "key_rotation_age",
+}
+CACHE_IDS = {"cache_ttl_policy", "cache_hit_ratio", "cache_idle_keys", "redis_requires_auth"}
 LOAD_IDS = {"load_test_p95", "health_under_load"}
-# Backup faults do not concern the load test: their weekly runs leave it out (it runs,
+# Backup, security, housekeeping and cache faults do not concern the load test: their
+# weekly runs leave it out (it runs,
 # with a fault and without, in the rows of `errors` and of the healthy sandbox)
 BACKUPS_WEEKLY = "weekly and not load"
 CHECK_IDS = {
@@ -161,6 +177,30 @@ MATRIX: dict[tuple[tuple[str, ...], str], set[str]] = {
     (("fifo-log",), "daily"): {*APP_LOG, "template_generation_smoke"},  # its window too
     (("truncated-log-gz",), "daily"): APP_LOG,
     (("dateext-logs",), "daily"): set(),  # not a fault: dateext names and xz, read
+    # dependencies, patches, keys (offline: the sandbox's OSV mirror, index and apt world)
+    (("vulnerable-pin",), BACKUPS_WEEKLY): {"dependency_vulnerabilities"},
+    (("unpinned-dependency",), BACKUPS_WEEKLY): {"dependency_vulnerabilities"},  # error
+    (("stale-critical-package",), "monthly"): {"outdated_critical_packages"},
+    (("old-key",), "monthly"): {"key_rotation_age"},
+    (("key-value-in-registry",), "monthly"): set(),  # not a fault: the value is never shown
+    (("security-update-pending",), BACKUPS_WEEKLY): {"security_updates_pending"},
+    (("stale-security-update",), BACKUPS_WEEKLY): {"security_updates_pending"},
+    (("stale-security-update",), "monthly"): {"system_updates_applied"},
+    # secrets and housekeeping
+    (("secret-in-source",), BACKUPS_WEEKLY): {"secrets_in_code"},
+    (("weak-logrotate",), BACKUPS_WEEKLY): {"log_rotation_policy"},
+    (("uncompressed-rotated",), BACKUPS_WEEKLY): {"log_rotation_policy"},
+    (("logs-beyond-retention",), BACKUPS_WEEKLY): {"log_rotation_policy"},
+    (("oversized-live-log",), BACKUPS_WEEKLY): {"log_rotation_policy"},
+    (("old-temp-files",), BACKUPS_WEEKLY): {"temp_files_cleanup"},
+    # the cache
+    (("redis-no-ttl",), BACKUPS_WEEKLY): {"cache_ttl_policy"},
+    (("redis-ttl-over",), BACKUPS_WEEKLY): {"cache_ttl_policy"},
+    (("redis-idle",), BACKUPS_WEEKLY): {"cache_idle_keys"},
+    (("redis-low-hits",), BACKUPS_WEEKLY): {"cache_hit_ratio"},
+    (("redis-no-auth",), BACKUPS_WEEKLY): {"redis_requires_auth"},
+    (("redis-down",), BACKUPS_WEEKLY): CACHE_IDS,
+    (("redis-lfu",), BACKUPS_WEEKLY): set(),  # cache_idle_keys skips, saying why
 }
 
 # Seconds each cadence's run may take beyond its configured timeouts: pytest's start,
