@@ -116,3 +116,23 @@ def test_config_error_run_shows_no_canary(sandbox, run_checks, key):
     assert run.exit_code == 4, run.stderr
     assert "the value comes from the environment: not shown" in run.stderr
     assert not leaks(run, [VAR_SECRET])
+
+
+@pytest.mark.slow
+def test_weekly_run_shows_no_redis_password(sandbox, run_checks):
+    """The cache checks name their Redis in every message: neither the sandbox's real
+    password (the `.env`'s REDIS_URL) nor a wrong one shows, whether Redis answers
+    (right password), refuses (wrong one) or the URL does not parse (a `/` in a `${VAR}`
+    password, which redis-py's error would quote in part)."""
+    real = tomllib.loads(sandbox.config.read_text())["redis"]["url"]
+    real_pw = real.split("://:", 1)[1].split("@", 1)[0]
+    address = real.rsplit("@", 1)[1]
+    env = {"OPSCHECK_CANARY": VAR_SECRET}
+    good = run_checks(sandbox.config, "-m", "weekly and not load", "-v", "-rA")
+    assert good.one("cache_ttl_policy")["outcome"] == "passed", good.stdout[-2000:]
+    assert not leaks(good, [real_pw])
+    for pw, said in (("${OPSCHECK_CANARY}", "not a Redis URL"), (ALERT_PW, "refused")):
+        wrong = sandbox.with_config(f'[redis]\nurl = "redis://:{pw}@{address}"\n')
+        bad = run_checks(wrong, "-m", "weekly and not load", "-v", "-rA", env=env)
+        assert said in bad.one("cache_ttl_policy")["message"]
+        assert not leaks(bad, [real_pw, VAR_SECRET, ALERT_PW, "Cn4ryVar"])

@@ -84,8 +84,11 @@ def client(url: str, timeout_s: float, authenticate: bool = True) -> redis.Redis
     credentials when `authenticate` is false. Errors are ProbeError, password-free."""
     try:
         params = redis.connection.parse_url(url)
-    except ValueError as exc:
-        raise ProbeError(scrub(f"[redis] url is not a Redis URL: {exc}")) from None
+    except ValueError:  # its text quotes the URL's parts: the password's among them
+        raise ProbeError(
+            "[redis] url is not a Redis URL (redis://[user:password@]host:port/db; "
+            "a password holding '/', '?', '#' or '@' must be percent-encoded)"
+        ) from None
     if not authenticate:
         params.pop("username", None)
         params.pop("password", None)
