@@ -55,8 +55,62 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--dir", type=Path, default=control.DEFAULT_DIR, help="sandbox directory")
     d.add_argument("--fault", action="append", default=[], help="break one thing (repeatable)")
     d.add_argument("-m", dest="marker", default="daily", help="which checklist (default daily)")
+    _add_archive(sub)
+    _add_attest(sub)
     args = parser.parse_args(argv)
+    if args.command == "archive":
+        return _archive(args)
+    if args.command == "attest":
+        return _attest(args)
     return demo(args.dir, args.fault, args.marker)
+
+
+def _load_config(path: str | None):
+    """The config as a run would read it, or None after printing the one-line reason."""
+    from opscheck import config as cfgmod
+
+    try:
+        return cfgmod.load(cfgmod.find_path(path, Path.cwd())).config
+    except cfgmod.ConfigError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return None
+
+
+def _add_archive(sub) -> None:
+    a = sub.add_parser("archive", help="the audit archive of reports (manifest.jsonl)")
+    verbs = a.add_subparsers(dest="verb", required=True)
+    v = verbs.add_parser("verify", help="check the manifest's hash chain and every report")
+    v.add_argument("--ops-config", metavar="PATH", help="config file (for reports.dir)")
+    v.add_argument("--reports-dir", type=Path, metavar="DIR", help="overrides reports.dir")
+
+
+def _archive(args) -> int:
+    from opscheck import archive
+
+    if args.reports_dir is not None:
+        return archive.verify_command(args.reports_dir.resolve())
+    conf = _load_config(args.ops_config)
+    if conf is None:
+        return 4
+    return archive.verify_command(archive.reports_dir(conf.reports.dir, SUITE))
+
+
+def _add_attest(sub) -> None:
+    a = sub.add_parser("attest", help="record a human review (an attestation) for a check")
+    a.add_argument("id", help="the check id, e.g. dr_plan_reviewed")
+    a.add_argument("--by", required=True, help="who reviewed")
+    a.add_argument("--summary", required=True, help="what was reviewed and found")
+    a.add_argument("--evidence", required=True, help="a link or path to the record")
+    a.add_argument("--ops-config", metavar="PATH", help="config file (for attestations_dir)")
+
+
+def _attest(args) -> int:
+    from opscheck import attest
+
+    conf = _load_config(args.ops_config)
+    if conf is None:
+        return 4
+    return attest.command(conf, SUITE, args.id, args.by, args.summary, args.evidence)
 
 
 if __name__ == "__main__":

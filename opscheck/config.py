@@ -108,6 +108,7 @@ class Paths(_Section):
     secrets_exclude: list[str] = []  # more globs (paths below app_dir, or names) not scanned
     temp_owner: str = ""  # whose temp files count: "" = service.user, "*" = every owner
     temp_patterns: list[str] = ["*"]  # globs (below a temp dir, or names) that count
+    waivers: str = ""  # waivers file; "" = waivers.toml beside the config file, if there is one
 
     @field_validator("access_log_format")
     @classmethod
@@ -166,6 +167,7 @@ class Thresholds(_Section):
     live_log_max_mb: float = Field(100, gt=0)  # the app log being written (rotation stalled)
     temp_scan_max_files: int = Field(100000, ge=1)  # temp_files_cleanup stops (and fails) here
     secrets_max_files: int = Field(20000, ge=1)  # secrets_in_code stops (and fails) here
+    attestation_grace_days: int = Field(7, ge=0)  # beyond 31 (monthly) or 92 (quarterly) days
 
 
 CRITICAL_PACKAGES = ["fastapi", "uvicorn", "anthropic", "langchain"]

@@ -13,7 +13,7 @@ import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
 from opscheck import config as cfgmod
-from opscheck import lifecycle, rootdir, scrub
+from opscheck import archive, lifecycle, rootdir, scrub
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
@@ -240,6 +240,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         lifecycle.uninstall()
         for path in (state.paths.html, state.paths.xml, state.paths.json):
             scrub.scrub_file(path)
+        archive.archive_run(state)  # last: the files are final
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
