@@ -245,9 +245,7 @@ def _check_files(reports: Path, entry: dict[str, Any], n: int, verdict: Verdict)
         verdict.files += 1
         verdict.bytes += f.get("bytes", 0)
         if digest != f["sha256"]:
-            problems.append(
-                f"{f['path']}: altered (its SHA-256 differs from {MANIFEST} line {n})"
-            )
+            problems.append(f"{f['path']}: altered (its SHA-256 differs from {MANIFEST} line {n})")
     return problems
 
 

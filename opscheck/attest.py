@@ -21,7 +21,12 @@ from zoneinfo import ZoneInfo
 
 from opscheck.config import Config
 
-MONTHLY = ("dr_plan_reviewed", "backup_policy_reviewed", "scaling_plan_reviewed", "infra_cost_reviewed")
+MONTHLY = (
+    "dr_plan_reviewed",
+    "backup_policy_reviewed",
+    "scaling_plan_reviewed",
+    "infra_cost_reviewed",
+)
 QUARTERLY = ("full_audit_attested", "architecture_review_attested", "capacity_plan_attested")
 CADENCE_DAYS = {"monthly": 31, "quarterly": 92}
 KEYS = ("by", "date", "summary", "evidence")
@@ -110,9 +115,7 @@ def newest(where: Path, now: date) -> Newest:
     if not where.is_dir():
         return Newest(None, None, f"no attestation recorded ({where} does not exist)")
     try:
-        names = sorted(
-            (m.group(1), p) for p in where.iterdir() if (m := _NAME.match(p.name))
-        )
+        names = sorted((m.group(1), p) for p in where.iterdir() if (m := _NAME.match(p.name)))
     except OSError as exc:
         return Newest(None, None, f"cannot list {where}: {exc.strerror or exc}")
     if not names:

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
-from opscheck import config as cfgmod
 from opscheck import archive, lifecycle, rootdir, scrub
+from opscheck import config as cfgmod
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
