@@ -192,7 +192,7 @@ class Waivers:
             ago = "less than a day" if days < 1 else f"{days} day{'s' if days > 1 else ''}"
             report.longrepr = (
                 f"{_message(report)} [waiver expired: no longer waived since "
-                f"{waiver.expiry_text()} ({ago} ago; owner {waiver.owner}: {waiver.reason})]"
+                f"{waiver.expiry_text()} ({ago} ago); owner {waiver.owner}: {waiver.reason}]"
             )
             return
         waiver.applied += 1
