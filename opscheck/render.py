@@ -122,7 +122,8 @@ def sentence(text: str) -> str:
 
 def skip_reason(message: str) -> str:
     """A skipped row's reason in words ("Skipped: the target is not HTTPS (http).")."""
-    return "Skipped: " + sentence(message or "no reason given")
+    text = " ".join((message or "no reason given").split())
+    return f"Skipped: {text}" + ("" if text[-1] in ".!?" else ".")
 
 
 def _named(entry: dict) -> str:
@@ -133,15 +134,13 @@ def _named(entry: dict) -> str:
 
 
 def _limits(entry: dict) -> str:
-    """The entry's breached evidence as 'name: value (limit L)', else its message."""
-    bad = []
+    """The numeric evidence as 'name: value (limit L)' (for a failure with no message)."""
+    shown = []
     for e in entry.get("evidence", []):
-        limit = e.get("limit")
-        if isinstance(limit, int | float) and not isinstance(limit, bool):
-            value = e.get("value")
-            if isinstance(value, int | float) and value > limit:
-                bad.append(f"{e['name']}: {fmt(value, e['unit'])} (limit {fmt(limit, e['unit'])})")
-    return "; ".join(bad)
+        limit, value = e.get("limit"), e.get("value")
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (limit, value)):
+            shown.append(f"{e['name']}: {fmt(value, e['unit'])} (limit {fmt(limit, e['unit'])})")
+    return "; ".join(shown)
 
 
 def summary(entries: Sequence[dict], warnings: Sequence[str] = ()) -> str:
@@ -171,8 +170,7 @@ def summary(entries: Sequence[dict], warnings: Sequence[str] = ()) -> str:
 
 def _failed_item(e: dict) -> str:
     tag = " (critical)" if e["severity"] == "critical" else ""
-    limits = _limits(e)
-    detail = e["message"] if not limits or limits in e["message"] else f"{limits}. {e['message']}"
+    detail = e["message"] or _limits(e) or "failed (no message)"
     return f"<b>{escape(_named(e))}</b>{tag}: {escape(detail)}"
 
 
