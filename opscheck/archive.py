@@ -20,7 +20,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -337,3 +337,35 @@ def verify_command(reports: Path) -> int:
         return 0
     print(f"archive {reports / MANIFEST}: BROKEN, first at: {verdict.problems[0]} ({counts})")
     return 1
+
+
+def is_daily(label: str) -> bool:
+    """A run of the daily list: its label's marker expression names `daily`, not negated."""
+    tokens = label.split("-")
+    return "daily" in tokens and "not" not in tokens
+
+
+def run_day(entry: dict[str, Any], zone: Any) -> date | None:
+    """The calendar day (in `zone`) a run started, from its stamp."""
+    try:
+        started = datetime.strptime(str(entry.get("stamp", ""))[:16], "%Y%m%dT%H%M%SZ")
+    except ValueError:
+        return None
+    return started.replace(tzinfo=UTC).astimezone(zone).date()
+
+
+def quarter_so_far(today: date) -> tuple[date, date]:
+    """The quarter holding yesterday, from its first day through yesterday (on the first
+    day of a quarter: the whole quarter before)."""
+    last = today - timedelta(days=1)
+    first = date(last.year, 3 * ((last.month - 1) // 3) + 1, 1)
+    return first, last
+
+
+def days_without_daily(
+    entries: list[dict[str, Any]], first: date, last: date, zone: Any
+) -> list[date]:
+    """The days from `first` through `last` with no intact daily report."""
+    have = {run_day(e, zone) for e in entries if is_daily(str(e.get("label", "")))}
+    days = (first + timedelta(days=n) for n in range((last - first).days + 1))
+    return [d for d in days if d not in have]

@@ -142,3 +142,17 @@ def _problem(path: Path, day: date, now: date) -> str:
     if day > now:
         return f"{path}: dated {day}, after today ({now})"
     return ""
+
+
+def judge(check_id: str, conf: Config, root: Path, evidence) -> None:
+    """The newest record's age against the cadence's days plus the grace; a missing or
+    malformed newest record is a breach naming it."""
+    now = today(conf)
+    found = newest(folder(conf, root, check_id), now)
+    if found.problem or found.day is None:
+        evidence.breach(found.problem)
+    else:
+        limit = CADENCE_DAYS[cadence_of(check_id)] + conf.thresholds.attestation_grace_days
+        evidence.record("newest record", str(found.path))
+        evidence.at_most("newest record's age", (now - found.day).days, "days", limit)
+    evidence.verdict()
