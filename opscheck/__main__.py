@@ -87,12 +87,11 @@ def _add_archive(sub) -> None:
 def _archive(args) -> int:
     from opscheck import archive
 
-    if args.reports_dir is not None:
-        return archive.verify_command(args.reports_dir.resolve())
     conf = _load_config(args.ops_config)
     if conf is None:
         return 4
-    return archive.verify_command(archive.reports_dir(conf.reports.dir, SUITE))
+    reports = args.reports_dir or archive.reports_dir(conf.reports.dir, SUITE)
+    return archive.verify_command(reports.resolve(), conf.reports.archive_public_key)
 
 
 def _add_attest(sub) -> None:

@@ -24,7 +24,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from opscheck import writers
+from opscheck import archivesig, writers
 
 MANIFEST = "manifest.jsonl"
 LOCK = ".manifest.lock"
@@ -35,6 +35,10 @@ LOCK_WAIT_S = 60.0
 
 class ArchiveError(Exception):
     """The manifest could not be read, locked or written; the text is one line."""
+
+
+class Unsigned(ArchiveError):
+    """The entry was appended, but the new head could not be signed."""
 
 
 def canonical(body: dict[str, Any]) -> bytes:
@@ -117,8 +121,9 @@ def _last_hash(lines: list[str]) -> tuple[int, str]:
         ) from None
 
 
-def append(reports: Path, stem: Path, label: str, started: str) -> dict[str, Any]:
-    """Add the run at `stem` to the manifest; raises ArchiveError (or OSError) on failure."""
+def append(reports: Path, stem: Path, label: str, started: str, key: str = "") -> dict[str, Any]:
+    """Add the run at `stem` to the manifest (and sign the new head with `key`, a PEM
+    file, when set); raises ArchiveError, SignatureError or OSError on failure."""
     files = []
     for path in run_files(stem):
         files.append(
@@ -146,14 +151,22 @@ def append(reports: Path, stem: Path, label: str, started: str) -> dict[str, Any
         if lines and not lines[-1].endswith("\n"):
             lines[-1] += "\n"
         writers.write_atomic(manifest, "".join(lines) + canonical(entry).decode() + "\n")
+        if key:
+            try:
+                archivesig.sign(reports, entry, key)
+            except (archivesig.SignatureError, OSError) as exc:
+                why = str(exc) if isinstance(exc, archivesig.SignatureError) else exc.strerror
+                raise Unsigned(why) from None
     return entry
 
 
-def record(reports: Path, stem: Path, label: str, started: str) -> str:
+def record(reports: Path, stem: Path, label: str, started: str, key: str = "") -> str:
     """`append`, never raising: returns "" or the one-line reason the run is not archived."""
     try:
-        append(reports, stem, label, started)
+        append(reports, stem, label, started, key)
         return ""
+    except Unsigned as exc:
+        return f"archive {reports / MANIFEST}: run {stem.name} recorded, but not signed: {exc}"
     except ArchiveError as exc:
         problem = str(exc)
     except OSError as exc:
@@ -176,25 +189,30 @@ class Verdict:
         return not self.problems
 
 
-def verify(reports: Path) -> Verdict:
-    """Check every entry's chain link and hash, every listed file's hash, and that no
-    report in the label folders is unlisted (a run in progress excepted)."""
+def verify(reports: Path, public_key: str = "") -> Verdict:
+    """Check every entry's chain link and hash, every listed file's hash, that no report
+    in the label folders is unlisted (a run in progress excepted) and, with `public_key`
+    (a PEM file), the signature of the head; a bad key raises SignatureError."""
     verdict = Verdict()
     manifest = reports / MANIFEST
     lines = read_lines(manifest)
-    prev, listed = GENESIS, set()
+    prev, listed, last = GENESIS, set(), None
     for n, line in enumerate(lines, 1):
         entry, problem = _check_entry(line, n, prev)
         if entry is None:
             verdict.problems.append(problem)
             break  # the chain after a broken link cannot be trusted
-        prev = entry["hash"]
+        prev, last = entry["hash"], entry
         listed.update(f["path"] for f in entry["files"])
         file_problems = _check_files(reports, entry, n, verdict)
         if problem or file_problems:
             verdict.problems += [p for p in [problem, *file_problems] if p]
         else:
             verdict.entries.append(entry)
+    else:
+        if public_key:
+            problem = archivesig.check(reports, last, public_key)
+            verdict.problems += [problem] if problem else []
     verdict.problems += _unlisted(reports, listed, verdict)
     return verdict
 
@@ -304,7 +322,8 @@ def archive_run(state: Any) -> None:
     from opscheck import scrub
 
     stem = state.paths.stem
-    problem = record(stem.parent.parent, stem, state.label, state.doc.get("started", ""))
+    key = state.loaded.config.reports.archive_key
+    problem = record(stem.parent.parent, stem, state.label, state.doc.get("started", ""), key)
     if not problem:
         return
     writers.say([problem])
@@ -320,11 +339,11 @@ def reports_dir(conf_reports_dir: str, root: Path) -> Path:
     return path if path.is_absolute() else root / path
 
 
-def verify_command(reports: Path) -> int:
+def verify_command(reports: Path, public_key: str = "") -> int:
     """`archive verify`: one line per problem, the first break first; 0 intact, 1 not."""
     try:
-        verdict = verify(reports)
-    except ArchiveError as exc:
+        verdict = verify(reports, public_key)
+    except (ArchiveError, archivesig.SignatureError) as exc:
         print(f"archive {reports}: {exc}", file=sys.stderr)
         return 1
     for problem in verdict.problems:

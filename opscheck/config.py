@@ -261,6 +261,8 @@ class Hosts(_Section):
 
 class Reports(_Section):
     dir: str = "reports"
+    archive_key: str = ""  # Ed25519 PEM private key: each run signs the manifest's head
+    archive_public_key: str = ""  # its PEM public key: `archive verify` requires the signature
 
 
 class History(_Section):

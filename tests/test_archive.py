@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from opscheck import archive
+from opscheck import archive, archivesig
 from tests.conftest import REPO, run_pytest
 from tests.test_plugin import GOOD, make_suite
 
 
-def fake_run(reports: Path, label: str, stamp: str, body: str = "x") -> Path:
+def fake_run(reports: Path, label: str, stamp: str, body: str = "x", key: str = "") -> Path:
     """A finished run's triple on disk, appended to the manifest."""
     folder = reports / label
     folder.mkdir(parents=True, exist_ok=True)
@@ -26,7 +26,7 @@ def fake_run(reports: Path, label: str, stamp: str, body: str = "x") -> Path:
     for suffix in (".html", ".xml"):
         stem.with_suffix(suffix).write_text(f"<{suffix}>{body}</{suffix}>")
     stem.with_suffix(".json").write_text(json.dumps({"status": "finished", "b": body}))
-    archive.append(reports, stem, label, stamp)
+    archive.append(reports, stem, label, stamp, key)
     return stem
 
 
@@ -242,3 +242,141 @@ def test_bad_config_is_one_line(tmp_path):
     )
     assert proc.returncode == 4
     assert proc.stderr.strip() == f"ERROR: {bad}: [reports] dirr: unknown key"
+
+
+# ---- the signed head (Ed25519 keys made by the real openssl) ------------------------------
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> tuple[str, str]:
+    private, public = tmp_path / "archive-key.pem", tmp_path / "archive-pub.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(private)], check=True
+    )
+    subprocess.run(
+        ["openssl", "pkey", "-in", str(private), "-pubout", "-out", str(public)], check=True
+    )
+    return str(private), str(public)
+
+
+def signed_archive(reports: Path, key: str, days: int = 4) -> None:
+    for day in range(1, days + 1):
+        fake_run(reports, "daily", f"202612{day:02d}T020000Z", body=str(day), key=key)
+
+
+def rewrite_chain(reports: Path) -> None:
+    """What a forger with write access does: alter a report, then recompute every hash."""
+    page = reports / "daily/20261202T020000Z.html"
+    page.write_text("forged")
+    manifest = reports / archive.MANIFEST
+    prev, out = archive.GENESIS, []
+    for line in manifest.read_text().splitlines():
+        entry = json.loads(line)
+        for f in entry["files"]:
+            f["sha256"] = archive.file_sha256(reports / f["path"])
+        entry["prev"] = prev
+        entry["hash"] = prev = archive.entry_hash(entry)
+        out.append(archive.canonical(entry).decode() + "\n")
+    manifest.write_text("".join(out))
+
+
+def test_a_signed_archive_verifies_with_the_pinned_key(tmp_path, keys):
+    reports = tmp_path / "reports"
+    signed_archive(reports, keys[0])
+    verdict = archive.verify(reports, keys[1])
+    assert verdict.intact, verdict.problems
+    assert len(verdict.entries) == 4
+
+
+def test_a_rewritten_chain_is_caught_only_by_the_signature(tmp_path, keys):
+    reports = tmp_path / "reports"
+    signed_archive(reports, keys[0])
+    rewrite_chain(reports)
+    assert archive.verify(reports).intact, "link by link the forged chain holds"
+    (problem,) = archive.verify(reports, keys[1]).problems
+    assert problem.startswith("manifest.sig: signs the head ")
+    assert problem.endswith("(seq 3): the chain was rewritten, or an append was not signed"), (
+        problem
+    )
+
+
+def test_a_missing_or_foreign_signature_is_a_break(tmp_path, keys):
+    reports = tmp_path / "reports"
+    signed_archive(reports, keys[0])
+    other = tmp_path / "other"
+    other.mkdir()
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(other / "k.pem")], check=True
+    )
+    fake_run(reports, "daily", "20261209T020000Z", key=str(other / "k.pem"))
+    assert archive.verify(reports, keys[1]).problems == [
+        "manifest.sig: the signature does not verify with reports.archive_public_key"
+    ]
+    (reports / archivesig.SIG).unlink()
+    assert archive.verify(reports, keys[1]).problems == [
+        "manifest.sig: missing (reports.archive_public_key is set: the head must be signed)"
+    ]
+
+
+def test_a_real_run_signs_and_the_cli_checks_the_signature(tmp_path, keys):
+    suite = make_suite(tmp_path, {"checks/daily/test_x.py": GOOD})
+    config = tmp_path / "opscheck.toml"
+    config.write_text(f'[reports]\narchive_key = "{keys[0]}"\narchive_public_key = "{keys[1]}"\n')
+    run_pytest(["-m", "daily", "--ops-config", str(config)], cwd=suite)
+    reports = suite / "reports"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opscheck",
+            "archive",
+            "verify",
+            "--ops-config",
+            str(config),
+            "--reports-dir",
+            str(reports),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    entry = json.loads((reports / archive.MANIFEST).read_text())
+    entry["recorded"] = "2020-01-01T00:00:00Z"
+    entry["hash"] = archive.entry_hash(entry)
+    (reports / archive.MANIFEST).write_text(archive.canonical(entry).decode() + "\n")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "opscheck",
+            "archive",
+            "verify",
+            "--ops-config",
+            str(config),
+            "--reports-dir",
+            str(reports),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout.startswith("manifest.sig: signs the head "), proc.stdout
+
+
+def test_an_unusable_signing_key_is_said_and_the_entry_kept(tmp_path):
+    reports = tmp_path / "reports"
+    stem = reports / "daily" / "20261201T020000Z"
+    stem.parent.mkdir(parents=True)
+    stem.with_suffix(".json").write_text("{}")
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a key")
+    problem = archive.record(reports, stem, "daily", "", str(bad))
+    assert problem.startswith(
+        f"archive {reports}/manifest.jsonl: run 20261201T020000Z recorded, but not signed: "
+        f"reports.archive_key {bad}: not a PEM key"
+    )
+    assert archive.verify(reports).intact

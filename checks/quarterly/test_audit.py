@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from opscheck import archive, attest
+from opscheck import archive, archivesig, attest
 
 
 @pytest.fixture
@@ -20,8 +20,8 @@ def archive_verdict(cfg, request):
     """`archive verify` over the run's reports dir (this run, in progress, excepted)."""
     reports = archive.reports_dir(cfg.reports.dir, request.config.rootpath)
     try:
-        return reports, archive.verify(reports)
-    except archive.ArchiveError as exc:
+        return reports, archive.verify(reports, cfg.reports.archive_public_key)
+    except (archive.ArchiveError, archivesig.SignatureError) as exc:
         pytest.fail(f"no verdict: {exc}", pytrace=False)
 
 
