@@ -264,8 +264,6 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     from opscheck.report import html_cells
 
     check_cell, evidence_cell = html_cells(report)
-    if getattr(report, "opscheck_waiver", None):
-        cells[0] = '<td class="col-result">Waived</td>'
     cells.insert(1, check_cell)
     cells.insert(3, evidence_cell)
 

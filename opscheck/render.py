@@ -143,6 +143,15 @@ def _limits(entry: dict) -> str:
     return "; ".join(shown)
 
 
+# A waived failure is pytest's "xfailed" underneath (the table's filters know only pytest's
+# outcomes); its result cell reads "Waived" (no check of the suite uses xfail itself).
+WAIVED_STYLE = (
+    "<style>tbody.xfailed td.col-result{font-size:0}"
+    'tbody.xfailed td.col-result::before{content:"Waived";font-size:12px}'
+    "tbody.xfailed td.col-result::after{font-size:12px}</style>"
+)
+
+
 def summary(entries: Sequence[dict], warnings: Sequence[str] = ()) -> str:
     """The report's opening: failed checks (critical first) with value and limit, then
     errors, waived checks and the run's warnings, then the other outcomes as counts."""
@@ -155,7 +164,10 @@ def summary(entries: Sequence[dict], warnings: Sequence[str] = ()) -> str:
         (e for e in entries if e["outcome"] == "failed"), key=lambda e: e["severity"] != "critical"
     )
     counted = escape(line or "no checks ran")
-    parts = [f'<div id="opscheck-summary"><p class="opscheck-counts"><b>{counted}</b></p>']
+    parts = [
+        WAIVED_STYLE,
+        f'<div id="opscheck-summary"><p class="opscheck-counts"><b>{counted}</b></p>',
+    ]
     parts.append(_list("Failed", "opscheck-failed", [_failed_item(e) for e in failed]))
     errors = [e for e in entries if e["outcome"] == "error"]
     parts.append(

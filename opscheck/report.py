@@ -473,7 +473,7 @@ def _row_note(report: pytest.TestReport) -> str:
     from opscheck.render import sentence, skip_reason
 
     if getattr(report, "opscheck_waiver", None):
-        return f'<br><i class="waiver">Waived: {html.escape(sentence(report.wasxfail))}</i>'
+        return f'<br><i class="waiver">{html.escape(sentence(report.wasxfail))}</i>'
     if report.skipped and isinstance(report.longrepr, tuple):
         reason = html.escape(skip_reason(_message(report)))
         return f'<br><i class="skip-reason">{reason}</i>'

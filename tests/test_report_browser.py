@@ -22,6 +22,15 @@ CHECKS = ["health_components_healthy", "p95_response_time", "tls_certificate_val
 CHECKS += ["health_endpoint_up"]
 
 
+WAIVER = """
+[[waiver]]
+check = "health_components_healthy"
+reason = "chroma move (OPS-7)"
+owner = "kim"
+expires = 2099-01-31
+"""
+
+
 def dump_dom(page: Path, profile: Path) -> str:
     """The DOM after the page's scripts ran (virtual time lets them finish)."""
     proc = subprocess.run(
@@ -50,7 +59,8 @@ def dump_dom(page: Path, profile: Path) -> str:
 
 def text(fragment: str) -> str:
     """What a reader sees of an HTML fragment: tags dropped, entities decoded, spaces folded."""
-    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", fragment)).split())
+    inline = re.sub(r"</?(?:b|i|span|a)\b[^>]*>", "", fragment)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", inline)).split())
 
 
 def rows(dom: str) -> dict[str, str]:
@@ -60,7 +70,7 @@ def rows(dom: str) -> dict[str, str]:
         r'<tbody class="results-table-row [^"]*" id=[^>]*>.*?</tbody>', dom, re.S
     ):
         seen = text(block)
-        m = re.search(r"\b(?:Failed|Passed|Skipped|Error|Waived) (\w+)", seen)
+        m = re.search(r"\b(?:Failed|Passed|Skipped|Error|XFailed) (\w+)", seen)
         if m:
             found[m.group(1)] = seen
     return found
@@ -71,9 +81,10 @@ def test_a_reader_sees_the_summary_the_failing_value_and_the_skip_reason(
     sandbox_factory, run_checks, tmp_path
 ):
     sb = sandbox_factory("degraded", "slow-log")
+    (sb.config.parent / "waivers.toml").write_text(WAIVER)
     run = run_checks(sb.config, *DAILY, "-k", " or ".join(f"test_{c}" for c in CHECKS))
     assert run.outcomes() == {
-        "health_components_healthy": "failed",
+        "health_components_healthy": "waived",
         "p95_response_time": "failed",
         "tls_certificate_valid": "skipped",
         "health_endpoint_up": "passed",
@@ -84,8 +95,8 @@ def test_a_reader_sees_the_summary_the_failing_value_and_the_skip_reason(
     summary = re.search(r'<div id="opscheck-summary">.*?</ul></div></div>', dom, re.S)
     assert summary, "no summary at the top of the report"
     seen = text(summary.group(0))
-    assert seen.startswith("2 failed, 1 skipped, 1 passed Failed (2) ")
-    assert seen.index("health_components_healthy (critical)") < seen.index("p95_response_time")
+    assert seen.startswith("1 failed, 1 waived, 1 skipped, 1 passed Failed (1) p95_response_time")
+    assert "Waived (1) health_components_healthy: waived until 2099-01-31" in seen
 
     p95 = next(e for e in run.one("p95_response_time")["evidence"] if e["limit"] == 5000)
     value = f"{fmt(p95['value'], 'ms')} (limit 5000 ms)"
@@ -94,6 +105,10 @@ def test_a_reader_sees_the_summary_the_failing_value_and_the_skip_reason(
     assert table["p95_response_time"].startswith("Failed p95_response_time · daily")
     assert value in table["p95_response_time"], table["p95_response_time"]
     assert f"is {fmt(p95['value'], 'ms')}, limit 5000 ms" in seen, "the summary names it too"
+
+    waived = table["health_components_healthy"]
+    assert "Waived until 2099-01-31 23:59:59+00:00 (owner kim): chroma move (OPS-7)" in waived
+    assert 'class="results-table-row xfailed"' in dom, "the waived row is shown, not filtered"
 
     skip = table["tls_certificate_valid"]
     assert skip.startswith("Skipped tls_certificate_valid · daily")
