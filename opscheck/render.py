@@ -143,13 +143,15 @@ def _limits(entry: dict) -> str:
     return "; ".join(shown)
 
 
-# A waived failure is pytest's "xfailed" underneath (the table's filters know only pytest's
-# outcomes); its result cell reads "Waived" (no check of the suite uses xfail itself).
-WAIVED_STYLE = (
-    "<style>tbody.xfailed td.col-result{font-size:0}"
-    'tbody.xfailed td.col-result::before{content:"Waived";font-size:12px}'
-    "tbody.xfailed td.col-result::after{font-size:12px}</style>"
-)
+def _waived_style(count: int) -> str:
+    """A waived failure is pytest's "xfailed" underneath (the table's filters know only
+    pytest's outcomes): its result cell and filter read "Waived" (no check uses xfail)."""
+    return (
+        "<style>tbody.xfailed td.col-result,span.xfailed{font-size:0}"
+        'tbody.xfailed td.col-result::before{content:"Waived";font-size:12px}'
+        "tbody.xfailed td.col-result::after{font-size:12px}"
+        f'span.xfailed::before{{content:"{count} Waived,";font-size:12px}}</style>'
+    )
 
 
 def summary(entries: Sequence[dict], warnings: Sequence[str] = ()) -> str:
@@ -165,7 +167,7 @@ def summary(entries: Sequence[dict], warnings: Sequence[str] = ()) -> str:
     )
     counted = escape(line or "no checks ran")
     parts = [
-        WAIVED_STYLE,
+        _waived_style(counts.get("waived", 0)),
         f'<div id="opscheck-summary"><p class="opscheck-counts"><b>{counted}</b></p>',
     ]
     parts.append(_list("Failed", "opscheck-failed", [_failed_item(e) for e in failed]))
