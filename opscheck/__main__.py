@@ -82,6 +82,9 @@ def _add_archive(sub) -> None:
     v = verbs.add_parser("verify", help="check the manifest's hash chain and every report")
     v.add_argument("--ops-config", metavar="PATH", help="config file (for reports.dir)")
     v.add_argument("--reports-dir", type=Path, metavar="DIR", help="overrides reports.dir")
+    d = verbs.add_parser("adopt", help="list reports no entry lists (from before the archive)")
+    d.add_argument("--ops-config", metavar="PATH", help="config file (for reports.dir)")
+    d.add_argument("--reports-dir", type=Path, metavar="DIR", help="overrides reports.dir")
 
 
 def _archive(args) -> int:
@@ -90,8 +93,10 @@ def _archive(args) -> int:
     conf = _load_config(args.ops_config)
     if conf is None:
         return 4
-    reports = args.reports_dir or archive.reports_dir(conf.reports.dir, SUITE)
-    return archive.verify_command(reports.resolve(), conf.reports.archive_public_key)
+    reports = (args.reports_dir or archive.reports_dir(conf.reports.dir, SUITE)).resolve()
+    if args.verb == "adopt":
+        return archive.adopt_command(reports, conf.reports.archive_key)
+    return archive.verify_command(reports, conf.reports.archive_public_key)
 
 
 def _add_attest(sub) -> None:

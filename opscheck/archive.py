@@ -15,6 +15,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -121,9 +122,11 @@ def _last_hash(lines: list[str]) -> tuple[int, str]:
         ) from None
 
 
-def append(reports: Path, stem: Path, label: str, started: str, key: str = "") -> dict[str, Any]:
+def append(
+    reports: Path, stem: Path, label: str, started: str, key: str = "", adopted: bool = False
+) -> dict[str, Any]:
     """Add the run at `stem` to the manifest (and sign the new head with `key`, a PEM
-    file, when set); raises ArchiveError, SignatureError or OSError on failure."""
+    file, when set); raises ArchiveError, Unsigned or OSError on failure."""
     files = []
     for path in run_files(stem):
         files.append(
@@ -146,6 +149,7 @@ def append(reports: Path, stem: Path, label: str, started: str, key: str = "") -
             "started": started,
             "recorded": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "files": files,
+            **({"adopted": True} if adopted else {}),
         }
         entry["hash"] = entry_hash(entry)
         if lines and not lines[-1].endswith("\n"):
@@ -183,6 +187,7 @@ class Verdict:
     files: int = 0
     bytes: int = 0
     in_progress: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
 
     @property
     def intact(self) -> bool:
@@ -284,6 +289,7 @@ def _unlisted(reports: Path, listed: set[str], verdict: Verdict) -> list[str]:
             if busy and _is_running(path):
                 verdict.in_progress.append(rel)
                 continue
+            verdict.unlisted.append(rel)
             problems.append(f"{rel}: not listed in {MANIFEST} (added, or its run's append failed)")
     return problems
 
@@ -388,3 +394,41 @@ def days_without_daily(
     have = {run_day(e, zone) for e in entries if is_daily(str(e.get("label", "")))}
     days = (first + timedelta(days=n) for n in range((last - first).days + 1))
     return [d for d in days if d not in have]
+
+
+_STEM = re.compile(r"^(\d{8}T\d{6}Z(?:-\d+)?)[.-]")
+
+
+def adopt(reports: Path, key: str = "") -> tuple[list[str], str]:
+    """Add the runs no entry lists (reports from before the archive, or whose append
+    failed) to the manifest, marked `adopted`; refused ("" adopted, the reason) while the
+    archive has any other problem. Returns the stems adopted and a refusal or ""."""
+    verdict = verify(reports)
+    others = [p for p in verdict.problems if not p.endswith("(added, or its run's append failed)")]
+    if others:
+        return [], f"the archive is broken; adopt nothing until it is explained: {others[0]}"
+    stems: dict[Path, str] = {}
+    for rel in verdict.unlisted:
+        path = reports / rel
+        m = _STEM.match(path.name)
+        if m:
+            stems.setdefault(path.parent / m.group(1), path.parent.name)
+    for stem, label in sorted(stems.items(), key=lambda kv: kv[0].name):
+        append(reports, stem, label, "", key, adopted=True)
+    return [s.relative_to(reports).as_posix() for s in sorted(stems, key=lambda s: s.name)], ""
+
+
+def adopt_command(reports: Path, key: str) -> int:
+    """`archive adopt`: 0 when the unlisted runs were added (each named), 1 when refused."""
+    try:
+        adopted, refused = adopt(reports, key)
+    except (ArchiveError, OSError) as exc:
+        print(f"archive {reports}: nothing more adopted: {exc}", file=sys.stderr)
+        return 1
+    if refused:
+        print(f"archive {reports / MANIFEST}: {refused}", file=sys.stderr)
+        return 1
+    for stem in adopted:
+        print(f"adopted {stem}")
+    print(f"archive {reports / MANIFEST}: {len(adopted)} runs adopted")
+    return 0

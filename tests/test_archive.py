@@ -380,3 +380,47 @@ def test_an_unusable_signing_key_is_said_and_the_entry_kept(tmp_path):
         f"reports.archive_key {bad}: not a PEM key"
     )
     assert archive.verify(reports).intact
+
+
+def adopt_cli(reports: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opscheck", "archive", "adopt", "--reports-dir", str(reports)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_reports_from_before_the_archive_are_adopted_once(tmp_path):
+    """An upgrade: the reports dir holds runs no manifest lists; `adopt` lists them."""
+    reports = tmp_path / "reports"
+    for stamp in ("20261101T020000Z", "20261101T020000Z-2"):
+        stem = reports / "daily" / stamp
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        for suffix in (".html", ".xml", ".json"):
+            stem.with_suffix(suffix).write_text(stamp)
+    (reports / "daily" / "20261101T020000Z-locust.html").write_text("locust")
+    fake_run(reports, "daily", "20261201T020000Z")
+    assert verify_cli(reports).returncode == 1
+    proc = adopt_cli(reports)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:2] == [
+        "adopted daily/20261101T020000Z",
+        "adopted daily/20261101T020000Z-2",
+    ]
+    verdict = archive.verify(reports)
+    assert verdict.intact, verdict.problems
+    adopted = [e for e in verdict.entries if e.get("adopted")]
+    assert [len(e["files"]) for e in adopted] == [4, 3]
+    assert "0 runs adopted" in adopt_cli(reports).stdout
+
+
+def test_adopt_refuses_while_the_archive_is_broken(archived):
+    (archived / "daily/20261207T020000Z.html").write_text("new")
+    (archived / "daily/20261202T020000Z.xml").write_text("altered")
+    proc = adopt_cli(archived)
+    assert proc.returncode == 1
+    assert "the archive is broken; adopt nothing until it is explained: " in proc.stderr
+    assert "daily/20261202T020000Z.xml: altered" in proc.stderr
+    assert not any(e.get("adopted") for e in archive.verify(archived).entries)
