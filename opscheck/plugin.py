@@ -280,13 +280,13 @@ def pytest_html_results_table_html(report: pytest.TestReport, data: list[str]) -
 def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session):
     state = session.config.stash.get(STATE, None)
     signal_name = lifecycle.interrupted()
-    if state is not None:
-        prefix.append(state.summary_html())
     if state is not None and signal_name:
         prefix.append(
             f"<p><b>Interrupted ({signal_name})</b>: {state.not_run()} checks not run "
             "(listed as not run in the JSON report)</p>"
         )
+    if state is not None:
+        prefix.append(state.summary_html())
 
 
 def pytest_html_report_title(report) -> None:
