@@ -65,12 +65,70 @@ def main(argv: list[str] | None = None) -> int:
     mode = c.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="list the changes (the default)")
     mode.add_argument("--apply", action="store_true", help="make the changes")
+    _add_archive(sub)
+    _add_attest(sub)
     args = parser.parse_args(argv)
     if args.command == "cache-fix":
         from opscheck import cachefix
 
         return cachefix.run(args.ops_config, args.apply, Path.cwd(), SUITE)
+    if args.command == "archive":
+        return _archive(args)
+    if args.command == "attest":
+        return _attest(args)
     return demo(args.dir, args.fault, args.marker)
+
+
+def _load_config(path: str | None):
+    """The config as a run would read it, or None after printing the one-line reason."""
+    from opscheck import config as cfgmod
+
+    try:
+        return cfgmod.load(cfgmod.find_path(path, Path.cwd())).config
+    except cfgmod.ConfigError as exc:
+        print(f"ERROR: {exc}", file=sys.stderr)
+        return None
+
+
+def _add_archive(sub) -> None:
+    a = sub.add_parser("archive", help="the audit archive of reports (manifest.jsonl)")
+    verbs = a.add_subparsers(dest="verb", required=True)
+    v = verbs.add_parser("verify", help="check the manifest's hash chain and every report")
+    v.add_argument("--ops-config", metavar="PATH", help="config file (for reports.dir)")
+    v.add_argument("--reports-dir", type=Path, metavar="DIR", help="overrides reports.dir")
+    d = verbs.add_parser("adopt", help="list reports no entry lists (from before the archive)")
+    d.add_argument("--ops-config", metavar="PATH", help="config file (for reports.dir)")
+    d.add_argument("--reports-dir", type=Path, metavar="DIR", help="overrides reports.dir")
+
+
+def _archive(args) -> int:
+    from opscheck import archive
+
+    conf = _load_config(args.ops_config)
+    if conf is None:
+        return 4
+    reports = (args.reports_dir or archive.reports_dir(conf.reports.dir, SUITE)).resolve()
+    if args.verb == "adopt":
+        return archive.adopt_command(reports, conf.reports.archive_key)
+    return archive.verify_command(reports, conf.reports.archive_public_key)
+
+
+def _add_attest(sub) -> None:
+    a = sub.add_parser("attest", help="record a human review (an attestation) for a check")
+    a.add_argument("id", help="the check id, e.g. dr_plan_reviewed")
+    a.add_argument("--by", required=True, help="who reviewed")
+    a.add_argument("--summary", required=True, help="what was reviewed and found")
+    a.add_argument("--evidence", required=True, help="a link or path to the record")
+    a.add_argument("--ops-config", metavar="PATH", help="config file (for attestations_dir)")
+
+
+def _attest(args) -> int:
+    from opscheck import attest
+
+    conf = _load_config(args.ops_config)
+    if conf is None:
+        return 4
+    return attest.command(conf, SUITE, args.id, args.by, args.summary, args.evidence)
 
 
 if __name__ == "__main__":

@@ -109,6 +109,7 @@ class Paths(_Section):
     secrets_exclude: list[str] = []  # more globs (paths below app_dir, or names) not scanned
     temp_owner: str = ""  # whose temp files count: "" = service.user, "*" = every owner
     temp_patterns: list[str] = ["*"]  # globs (below a temp dir, or names) that count
+    waivers: str = ""  # waivers file; "" = waivers.toml beside the config file, if there is one
 
     @field_validator("access_log_format")
     @classmethod
@@ -167,6 +168,7 @@ class Thresholds(_Section):
     live_log_max_mb: float = Field(100, gt=0)  # the app log being written (rotation stalled)
     temp_scan_max_files: int = Field(100000, ge=1)  # temp_files_cleanup stops (and fails) here
     secrets_max_files: int = Field(20000, ge=1)  # secrets_in_code stops (and fails) here
+    attestation_grace_days: int = Field(7, ge=0)  # beyond 31 (monthly) or 92 (quarterly) days
 
 
 CRITICAL_PACKAGES = ["fastapi", "uvicorn", "anthropic", "langchain"]
@@ -271,6 +273,8 @@ class Hosts(_Section):
 
 class Reports(_Section):
     dir: str = "reports"
+    archive_key: str = ""  # Ed25519 PEM private key: each run signs the manifest's head
+    archive_public_key: str = ""  # its PEM public key: `archive verify` requires the signature
 
 
 class History(_Section):

@@ -7,13 +7,14 @@ early as pytest allows. It stays inert outside a suite whose ini sets
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
+from opscheck import archive, lifecycle, rootdir, scrub, waivers
 from opscheck import config as cfgmod
-from opscheck import lifecycle, rootdir, scrub
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
@@ -63,8 +64,12 @@ def pytest_configure(config: pytest.Config) -> None:
     except cfgmod.ConfigError as exc:
         raise pytest.UsageError(scrub.scrub(str(exc))) from None
     scrub.learn(scrub.env_file_secrets(loaded.config.paths.env_file))  # in memory only
+    waived = waivers.load(loaded, config.rootpath)  # a bad waivers file: one usage error
     state = RunState.start(config, loaded)
     config.stash[STATE] = state
+    if waived is not None:
+        state.waivers = waived
+        config.pluginmanager.register(waived, "opscheck-waivers")
     config.option.htmlpath = str(state.paths.html)
     config.option.self_contained_html = True
     config.option.xmlpath = str(state.paths.xml)
@@ -240,6 +245,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         lifecycle.uninstall()
         for path in (state.paths.html, state.paths.xml, state.paths.json):
             scrub.scrub_file(path)
+        archive.archive_run(state)  # last: the files are final
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -262,6 +268,15 @@ def pytest_html_results_table_row(report: pytest.TestReport, cells: list[str]) -
     cells.insert(3, evidence_cell)
 
 
+def pytest_html_results_table_html(report: pytest.TestReport, data: list[str]) -> None:
+    """A skip's log is its reason in words, not pytest's (path, line, reason) tuple."""
+    from opscheck.render import skip_reason
+    from opscheck.report import _message
+
+    if report.skipped and isinstance(report.longrepr, tuple):
+        data[:] = [html.escape(skip_reason(_message(report)))]
+
+
 def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: list[str], session):
     state = session.config.stash.get(STATE, None)
     signal_name = lifecycle.interrupted()
@@ -270,6 +285,8 @@ def pytest_html_results_summary(prefix: list[str], summary: list[str], postfix: 
             f"<p><b>Interrupted ({signal_name})</b>: {state.not_run()} checks not run "
             "(listed as not run in the JSON report)</p>"
         )
+    if state is not None:
+        prefix.append(state.summary_html())
 
 
 def pytest_html_report_title(report) -> None:

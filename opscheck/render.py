@@ -109,3 +109,91 @@ def signatures(last: dict[str, int], before: dict[str, int], title: str) -> str:
         ["signature", "last 24 h", "previous 7 days"],
         [(sig, n, before.get(sig, 0)) for sig, n in rows],
     )
+
+
+def sentence(text: str) -> str:
+    """A reason as one sentence: a capital first letter and a closing full stop."""
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def skip_reason(message: str) -> str:
+    """A skipped row's reason in words ("Skipped: the target is not HTTPS (http).")."""
+    text = " ".join((message or "no reason given").split())
+    return f"Skipped: {text}" + ("" if text[-1] in ".!?" else ".")
+
+
+def _named(entry: dict) -> str:
+    """`disk_usage [/]` from a JSON entry: the id and its parameter, if any."""
+    nodeid = entry["nodeid"]
+    param = nodeid[nodeid.index("[") :] if nodeid.endswith("]") and "[" in nodeid else ""
+    return entry["id"] + (f" {param}" if param else "")
+
+
+def _limits(entry: dict) -> str:
+    """The numeric evidence as 'name: value (limit L)' (for a failure with no message)."""
+    shown = []
+    for e in entry.get("evidence", []):
+        limit, value = e.get("limit"), e.get("value")
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in (limit, value)):
+            shown.append(f"{e['name']}: {fmt(value, e['unit'])} (limit {fmt(limit, e['unit'])})")
+    return "; ".join(shown)
+
+
+def _waived_style(count: int) -> str:
+    """A waived failure is pytest's "xfailed" underneath (the table's filters know only
+    pytest's outcomes): its result cell and filter read "Waived" (no check uses xfail)."""
+    return (
+        "<style>tbody.xfailed td.col-result,span.xfailed{font-size:0}"
+        'tbody.xfailed td.col-result::before{content:"Waived";font-size:12px}'
+        "tbody.xfailed td.col-result::after{font-size:12px}"
+        f'span.xfailed::before{{content:"{count} Waived,";font-size:12px}}</style>'
+    )
+
+
+def summary(entries: Sequence[dict], warnings: Sequence[str] = ()) -> str:
+    """The report's opening: failed checks (critical first) with value and limit, then
+    errors, waived checks and the run's warnings, then the other outcomes as counts."""
+    counts: dict[str, int] = {}
+    for e in entries:
+        counts[e["outcome"]] = counts.get(e["outcome"], 0) + 1
+    order = ("failed", "error", "waived", "skipped", "not run", "passed")
+    line = ", ".join(f"{counts[o]} {o}" for o in order if counts.get(o))
+    failed = sorted(
+        (e for e in entries if e["outcome"] == "failed"), key=lambda e: e["severity"] != "critical"
+    )
+    counted = escape(line or "no checks ran")
+    parts = [
+        _waived_style(counts.get("waived", 0)),
+        f'<div id="opscheck-summary"><p class="opscheck-counts"><b>{counted}</b></p>',
+    ]
+    parts.append(_list("Failed", "opscheck-failed", [_failed_item(e) for e in failed]))
+    errors = [e for e in entries if e["outcome"] == "error"]
+    parts.append(
+        _list("Errors (no verdict)", "opscheck-errors", [_plain(e, e["message"]) for e in errors])
+    )
+    waived = [_plain(e, e["message"]) for e in entries if e["outcome"] == "waived"]
+    parts.append(_list("Waived", "opscheck-waived", waived))
+    parts.append(_list("Warnings", "opscheck-warnings", [escape(w) for w in warnings]))
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _failed_item(e: dict) -> str:
+    tag = " (critical)" if e["severity"] == "critical" else ""
+    detail = e["message"] or _limits(e) or "failed (no message)"
+    return f"<b>{escape(_named(e))}</b>{tag}: {escape(detail)}"
+
+
+def _plain(e: dict, text: str) -> str:
+    return f"<b>{escape(_named(e))}</b>: {escape(text)}"
+
+
+def _list(title: str, css: str, items: list[str]) -> str:
+    if not items:
+        return ""
+    lis = "".join(f"<li>{i}</li>" for i in items)
+    return f'<div class="{css}"><b>{escape(title)} ({len(items)})</b><ul>{lis}</ul></div>'

@@ -136,10 +136,13 @@ class Entry:
     duration_s: float = 0.0
     message: str = ""
     evidence: list[dict[str, Any]] = field(default_factory=list)
+    waiver: dict[str, Any] | None = None  # the waiver that waived its failure
 
     def as_dict(self) -> dict[str, Any]:
         d = self.__dict__.copy()
         d["duration_s"] = round(self.duration_s, 4)
+        if d["waiver"] is None:
+            del d["waiver"]
         return d
 
 
@@ -183,6 +186,7 @@ class RunState:
         self.problems: list[str] = []  # what could not be written or removed
         self.doc: dict[str, Any] = {}
         self.session: pytest.Session | None = None
+        self.waivers: Any = None  # opscheck.waivers.Waivers, when there is a waivers file
 
     @classmethod
     def start(cls, config: pytest.Config, loaded: Loaded) -> RunState:
@@ -261,7 +265,11 @@ class RunState:
         if interrupted:
             entry.outcome, entry.message = "error", f"interrupted ({interrupted})"
         elif report.when == "call":
-            if report.failed:
+            waiver = getattr(report, "opscheck_waiver", None)
+            if waiver is not None:
+                entry.outcome, entry.message = "waived", report.wasxfail
+                entry.waiver = waiver
+            elif report.failed:
                 entry.outcome, entry.message = "failed", _message(report)
             elif report.skipped:
                 entry.outcome, entry.message = "skipped", _message(report)
@@ -346,6 +354,7 @@ class RunState:
             },
             "reports": {"html": self.paths.html.name, "xml": self.paths.xml.name},
             "checks": [e.as_dict() for e in self.entries.values()],
+            **({"waivers": self.waivers.summary()} if self.waivers else {}),
         }
 
     def _close_interrupted(self, session: pytest.Session, signal_name: str) -> None:
@@ -391,6 +400,13 @@ class RunState:
                     outcome="not run",
                     message=f"not run: {why} before it",
                 )
+
+    def summary_html(self) -> str:
+        """The HTML report's opening summary (opscheck.render.summary)."""
+        from opscheck.render import summary
+
+        notes = self.waivers.notes() if self.waivers else []
+        return summary([e.as_dict() for e in self.entries.values()], [*notes, *self.problems])
 
     def not_run(self) -> int:
         return sum(e.outcome == "not run" for e in self.entries.values())
@@ -446,4 +462,19 @@ def html_cells(report: pytest.TestReport) -> tuple[str, str]:
             f"&middot; {html.escape(meta.cadence)}<br>{html.escape(meta.guide_line)}</td>"
         )
     items = "<br>".join(html.escape(_evidence_text(e)) for e in evidence)
+    note = _row_note(report)
+    if note:
+        check = check.removesuffix("</td>") + note + "</td>"
     return check, f'<td class="col-evidence">{items}</td>'
+
+
+def _row_note(report: pytest.TestReport) -> str:
+    """Under the check's name: a skip's reason in words, or the waiver of a waived failure."""
+    from opscheck.render import sentence, skip_reason
+
+    if getattr(report, "opscheck_waiver", None):
+        return f'<br><i class="waiver">{html.escape(sentence(report.wasxfail))}</i>'
+    if report.skipped and isinstance(report.longrepr, tuple):
+        reason = html.escape(skip_reason(_message(report)))
+        return f'<br><i class="skip-reason">{reason}</i>'
+    return ""
