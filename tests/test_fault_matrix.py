@@ -73,6 +73,10 @@ MONTHLY_IDS = {
     "outdated_critical_packages",
     "system_updates_applied",
     "key_rotation_age",
+    "dr_plan_reviewed",
+    "backup_policy_reviewed",
+    "scaling_plan_reviewed",
+    "infra_cost_reviewed",
 }
 CACHE_IDS = {"cache_ttl_policy", "cache_hit_ratio", "cache_idle_keys", "redis_requires_auth"}
 LOAD_IDS = {"load_test_p95", "health_under_load"}
@@ -201,6 +205,8 @@ MATRIX: dict[tuple[tuple[str, ...], str], set[str]] = {
     (("redis-no-auth",), BACKUPS_WEEKLY): {"redis_requires_auth"},
     (("redis-down",), BACKUPS_WEEKLY): CACHE_IDS,
     (("redis-lfu",), BACKUPS_WEEKLY): set(),  # cache_idle_keys skips, saying why
+    # the human reviews (attestations)
+    (("stale-review",), "monthly"): {"dr_plan_reviewed"},
 }
 
 # Seconds each cadence's run may take beyond its configured timeouts: pytest's start,

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import requests
 
+from opscheck import attest
 from opscheck.sandbox import cache as sandbox_cache
 from opscheck.sandbox import deps, layout
 from opscheck.sandbox.faults import FAULTS, check_names
@@ -170,6 +171,18 @@ def _write_extras(lay: layout.Layout) -> None:
     )
     (lay.root / "tmp").mkdir(exist_ok=True)
     deps.write(lay.root)
+    _write_attestations(lay)
+
+
+def _write_attestations(lay: layout.Layout) -> None:
+    """Each human review signed recently: monthly ones 10 days ago, quarterly 30."""
+    today = datetime.now().date()
+    shutil.rmtree(lay.root / "attestations", ignore_errors=True)  # a template's, copied
+    for ids, days in ((attest.MONTHLY, 10), (attest.QUARTERLY, 30)):
+        for check_id in ids:
+            where = lay.root / "attestations" / check_id
+            day = today - timedelta(days=days)
+            attest.write(where, "Kim Ops", day, "reviewed, no change", "https://wiki.example/ops")
 
 
 def _free_port() -> int:
@@ -361,6 +374,7 @@ logrotate_conf = {q(r / "etc" / "kakao-template.logrotate")}
 temp_dirs = [{q(r / "tmp")}]
 key_registry = {q(r / "secure" / "api_keys.json")}
 osv_dir = {q(deps.osv_dir(r))}
+attestations_dir = {q(r / "attestations")}
 
 [packages]
 index_url = {q(f"file://{deps.index_dir(r)}")}

@@ -416,6 +416,18 @@ def _oversized_live_log(lay: Layout, now: datetime) -> None:
     os.utime(path, (st.st_atime, st.st_mtime))
 
 
+def _stale_review(lay: Layout, now: datetime) -> None:
+    """The DR plan was last reviewed 40 days ago (monthly: 31 days + 7 of grace)."""
+    where = lay.root / "attestations" / "dr_plan_reviewed"
+    for old in where.glob("*.toml"):
+        old.unlink()
+    day = (now - timedelta(days=40)).date()
+    (where / f"{day.isoformat()}.toml").write_text(
+        f'by = "Kim Ops"\ndate = {day.isoformat()}\nsummary = "reviewed"\n'
+        'evidence = "https://wiki.example/dr"\n'
+    )
+
+
 def _old_temp_files(lay: Layout, now: datetime) -> None:
     """The service's temp dir keeps uploads of 9 and 12 days ago (cleanup stopped)."""
     for n, days in ((7, 9), (8, 12)):
@@ -690,6 +702,12 @@ FAULTS: dict[str, Fault] = {
         Fault("non-json", "server", "every answer is 200 text/html, nginx's welcome page"),
         Fault("huge-body", "server", "every answer is 200 JSON with an endless body"),
         Fault("redirect", "server", "every answer is 302 to /login (an auth wall)"),
+        Fault(
+            "stale-review",
+            "file",
+            "the DR plan's newest review record is 40 days old",
+            _stale_review,
+        ),
     )
 }
 
