@@ -203,24 +203,36 @@ class Attempt:
         return {"status": self.status, "error": self.error} if self.error else {"status": "sent"}
 
 
+class _ThreadLog(logging.Handler):
+    """Apprise's warnings and errors logged by the calling thread (one delivery's own)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.thread = threading.get_ident()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.thread == self.thread:
+            self.lines.append(record.getMessage())
+
+
 def _apprise_send(url: str, title: str, body: str, kind: str, timeout_s: float) -> str:
     """Deliver one message to one URL; "" when delivered, else Apprise's reason."""
     import apprise
 
     log = logging.getLogger("apprise")
-    propagate, log.propagate = log.propagate, False  # its lines go to us, not pytest's log
+    captured = _ThreadLog()
+    log.addHandler(captured)
     try:
-        with apprise.LogCapture(level=logging.WARNING) as captured:
-            plugin = apprise.Apprise.instantiate(url)
-            if plugin is None:
-                return "not an Apprise URL this Apprise knows"
-            plugin.socket_connect_timeout = plugin.socket_read_timeout = timeout_s
-            if plugin.notify(body=body, title=title, notify_type=kind):
-                return ""
-            lines = [ln.split(" - ", 2)[-1] for ln in captured.getvalue().splitlines()]
-            return "; ".join(ln for ln in lines if ln.strip())[:500] or "not delivered"
+        plugin = apprise.Apprise.instantiate(url)
+        if plugin is None:
+            return "not a URL this Apprise knows"
+        plugin.socket_connect_timeout = plugin.socket_read_timeout = timeout_s
+        if plugin.notify(body=body, title=title, notify_type=apprise.NotifyType(kind)):
+            return ""
+        return "; ".join(ln for ln in captured.lines if ln.strip())[:500] or "not delivered"
     finally:
-        log.propagate = propagate
+        log.removeHandler(captured)
 
 
 def _ping(url: str, body: str, timeout_s: float) -> str:
@@ -310,6 +322,7 @@ class Outbound:
         if not targets:
             return None
         plan = Plan.of(doc, self.state.paths.json)
+        logging.getLogger("apprise").propagate = False  # its lines go to the JSON, not pytest's
         sends = []
         for i, target in enumerate(targets):
             failures, recovered = plan.for_target(target)
