@@ -29,10 +29,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from opscheck import metrics, writers
+from opscheck import metrics, scrub, writers
 from opscheck.config import CHAT_TAG, AlertUrl, Config
 from opscheck.evidence import fmt
-from opscheck.scrub import scrub, scrub_values
 
 FAILING = ("failed", "error")
 MAX_EVIDENCE = 4  # evidence lines per failed check in a message
@@ -49,7 +48,7 @@ def shown(url: str, index: int | None = None) -> str:
     where = f"{parts.scheme}://{host}" if looks_like_host else f"{parts.scheme}://…"
     if looks_like_host and parts.port:
         where += f":{parts.port}"
-    where = scrub_values(where)
+    where = scrub.scrub_values(where)
     return f"urls[{index}] {where}" if index is not None else where
 
 
@@ -163,7 +162,7 @@ def compose(
         lines.append("")
     lines.append(f"Report: {report}")
     kind = "failure" if critical else "warning" if failures else "success"
-    return scrub(title), scrub("\n".join(lines)), kind
+    return scrub.scrub(title), scrub.scrub("\n".join(lines)), kind
 
 
 # -- delivery ------------------------------------------------------------------------
@@ -190,7 +189,7 @@ class Attempt:
             why = self.send()
         except Exception as exc:  # a plugin's bug is a failed delivery, never a crash
             why = f"{type(exc).__name__}: {exc}"
-        self.status, self.error = ("failed", scrub(why)) if why else ("sent", "")
+        self.status, self.error = ("failed", scrub.scrub(why)) if why else ("sent", "")
         self.done.set()
 
     def wait(self, deadline: float, timeout_s: float) -> Attempt:
@@ -259,6 +258,8 @@ class Outbound:
         self.config: Config = state.loaded.config
         self.start_ping: Attempt | None = None
         self.lines: list[str] = []  # what the terminal summary says
+        self.deadline = 0.0  # time.monotonic() by which every delivery has had its chance
+        scrub.learn([self.heartbeat_url])  # with {label} replaced: the URL is the credential
 
     @property
     def heartbeat_url(self) -> str:
@@ -277,14 +278,16 @@ class Outbound:
             try:
                 self.finish()
             except Exception as exc:  # a bug here never costs the run its exit code
-                self._say(f"alerts: not sent: {type(exc).__name__}: {scrub(str(exc))}")
+                self._say(f"alerts: not sent: {type(exc).__name__}: {scrub.scrub(str(exc))}")
+            except KeyboardInterrupt:  # a signal after the checks: the reports are written
+                self._say("alerts: interrupted; the JSON report may lack their status")
         return result
 
     def finish(self) -> None:
         """Send, ping and write the textfile at once, then put what became of each in the
         JSON (rewritten atomically: on failure the JSON stays as written, and we say so)."""
-        doc, timeout = self.state.doc, self.config.alerts.timeout_s
-        deadline = time.monotonic() + timeout + 1.0  # every attempt runs in parallel
+        doc = self.state.doc
+        self.deadline = time.monotonic() + self.config.alerts.timeout_s + 1.0  # all in parallel
         added: dict[str, Any] = {}
         deliveries = self._deliveries(doc)
         finish_ping = self._finish_ping(doc)
@@ -297,10 +300,10 @@ class Outbound:
         if deliveries is not None:
             plan, sends = deliveries
             for _, attempt in sends:
-                attempt.wait(deadline, timeout)
+                self._wait(attempt)
             added["alerts"] = self._alerts_field(plan, sends)
         if self.heartbeat_url:
-            added["heartbeat"] = self._heartbeat_field(finish_ping, deadline, timeout)
+            added["heartbeat"] = self._heartbeat_field(finish_ping)
         if added:
             doc.update(added)
             try:
@@ -363,28 +366,34 @@ class Outbound:
         code = doc.get("exit_code")
         url = self.heartbeat_url if code == 0 else f"{self.heartbeat_url}/fail"
         failed = [_name(c) for c in doc.get("checks", []) if c.get("outcome") in FAILING]
-        body = scrub(
+        body = scrub.scrub(
             f"opscheck {self.state.label}: exit code {code}; "
             f"failed: {', '.join(failed) or 'none'}; report: {self._report_path()}"
         )
         timeout = self.config.alerts.timeout_s
         return Attempt("heartbeat finish", lambda: _ping(url, body, timeout)).start()
 
-    def _heartbeat_field(
-        self, finish: Attempt | None, deadline: float, timeout: float
-    ) -> dict[str, Any]:
+    def _heartbeat_field(self, finish: Attempt | None) -> dict[str, Any]:
         out: dict[str, Any] = {"url": shown(self.heartbeat_url)}
         for key, attempt in (("start", self.start_ping), ("finish", finish)):
             if attempt is None:
                 continue
-            attempt.wait(deadline, timeout)
+            self._wait(attempt)
             out[key] = attempt.as_dict()
             if attempt.status != "sent":
                 self._say(f"heartbeat {key} ping {attempt.status}: {attempt.error}")
         return out
 
+    def _wait(self, attempt: Attempt) -> None:
+        """Wait for `attempt` until the common deadline; a signal ends every wait."""
+        try:
+            attempt.wait(self.deadline, self.config.alerts.timeout_s)
+        except KeyboardInterrupt:  # lifecycle.Interrupted: the checks are done, finish up
+            self.deadline = 0.0
+            attempt.error = "the run was interrupted while it was being sent"
+
     def _say(self, line: str) -> None:
-        line = scrub(line)
+        line = scrub.scrub(line)
         self.lines.append(line)
         writers.say([line])
 
