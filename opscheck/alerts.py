@@ -20,6 +20,7 @@ import re
 import threading
 import time
 import urllib.request
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -121,14 +122,28 @@ def _evidence_line(e: dict[str, Any]) -> str:
     return f"{text} (expected {limit})"
 
 
+def _breached(e: dict[str, Any], message: str) -> bool:
+    """Whether an evidence item is one the check failed on: a value compared with a number
+    that the failure message names, or a value that is not what was expected."""
+    limit = e.get("limit")
+    if limit is None:
+        return False
+    if isinstance(limit, int | float) and not isinstance(limit, bool):
+        return bool(e.get("name")) and e["name"] in message
+    return str(e.get("value")) != str(limit)
+
+
 def _failure_lines(check: dict[str, Any]) -> list[str]:
-    head = f"- [{check.get('severity', 'warning')}] {_name(check)}: {check.get('outcome')}"
-    message = (check.get("message") or "").splitlines()
-    lines = [f"{head}: {message[0][:300]}" if message else head]
-    compared = [e for e in check.get("evidence", []) if e.get("limit") is not None]
-    lines += [f"    {_evidence_line(e)}" for e in compared[:MAX_EVIDENCE]]
-    if len(compared) > MAX_EVIDENCE:
-        lines.append(f"    … and {len(compared) - MAX_EVIDENCE} more values in the report")
+    """A failed check's line, then its breached values with their limits, else its
+    failure message."""
+    lines = [f"- [{check.get('severity', 'warning')}] {_name(check)}: {check.get('outcome')}"]
+    message = check.get("message") or ""
+    named = [e for e in check.get("evidence", []) if _breached(e, message)]
+    lines += [f"    {_evidence_line(e)}" for e in named[:MAX_EVIDENCE]]
+    if len(named) > MAX_EVIDENCE:
+        lines.append(f"    … and {len(named) - MAX_EVIDENCE} more in the report")
+    if not named and message:
+        lines.append(f"    {message.splitlines()[0][:300]}")
     return lines
 
 
@@ -200,6 +215,17 @@ class Attempt:
 
     def as_dict(self) -> dict[str, Any]:
         return {"status": self.status, "error": self.error} if self.error else {"status": "sent"}
+
+
+def _load_plugins(urls: list[str]) -> None:
+    """Import Apprise and the plugins of `urls` here, before the threads use them, with
+    their own deprecation warnings (imghdr ...) kept out of the run's warning summary."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import apprise
+
+        for url in urls:
+            apprise.Apprise.instantiate(url)
 
 
 class _ThreadLog(logging.Handler):
@@ -326,6 +352,7 @@ class Outbound:
             return None
         plan = Plan.of(doc, self.state.paths.json)
         logging.getLogger("apprise").propagate = False  # its lines go to the JSON, not pytest's
+        _load_plugins([t.url for t in targets])
         sends = []
         for i, target in enumerate(targets):
             failures, recovered = plan.for_target(target)
