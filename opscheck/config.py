@@ -292,6 +292,26 @@ class Alerts(_Section):
     timeout_s: float = Field(10, gt=0)  # each delivery and heartbeat ping, at most
     heartbeat_url: str = ""  # Healthchecks.io style: <url>/start, <url>, <url>/fail
 
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _url_or_table(cls, value: Any) -> Any:
+        """Each entry: an Apprise URL, or a table with `url` and `tags` (a list of names)."""
+        if not isinstance(value, list):
+            return value
+        for n, item in enumerate(value):
+            if isinstance(item, str):
+                continue
+            if not isinstance(item, dict):
+                raise ValueError(f"entry {n + 1}: an Apprise URL or {{ url = ..., tags = [...] }}")
+            unknown = set(item) - {"url", "tags"}
+            if unknown or not isinstance(item.get("url"), str) or not item["url"]:
+                why = f"unknown key {sorted(unknown)[0]!r}" if unknown else "no url"
+                raise ValueError(f"entry {n + 1}: {why} (a table takes url and tags)")
+            tags = item.get("tags", [])
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ValueError(f'entry {n + 1}: tags is a list of names, e.g. ["chat"]')
+        return value
+
     def targets(self) -> list[AlertUrl]:
         """Every alert URL with its tags (a plain string has none)."""
         return [AlertUrl(url=u) if isinstance(u, str) else u for u in self.urls]

@@ -217,7 +217,8 @@ def test_one_message_a_run_warnings_to_chat_only_then_recovery(
     assert "backup_fresh" in pings[1]["body"] and "exit code 1" in pings[1]["body"]
     assert run.report["heartbeat"]["start"] == {"status": "sent"}
     assert run.report["heartbeat"]["finish"] == {"status": "sent"}
-    assert not leaks(run, json.dumps(run.report))
+    bodies = [p["body"] for p in pings]  # (their paths hold the key: that is the receiver)
+    assert not leaks(run, json.dumps(run.report), hook["body"], mail_text, *bodies)
 
     # the next run is healthy: a recovery message, to chat both, to mail the critical one
     healthy = sandbox_factory()
@@ -341,8 +342,22 @@ def test_alert_urls_accept_strings_and_tagged_tables(tmp_path):
         ("slack://T/B/C", ["chat"]),
     ]
     path.write_text('[alerts]\nurls = [{ tags = ["chat"] }]\n')
-    with pytest.raises(config.ConfigError, match=r"\[alerts\] urls"):
+    with pytest.raises(config.ConfigError, match=r"\[alerts\] urls: entry 1: no url"):
         config.load(path)
+    path.write_text('[alerts]\nurls = ["a://b", { url = "c://d", tag = ["chat"] }]\n')
+    with pytest.raises(config.ConfigError, match=r"entry 2: unknown key 'tag'"):
+        config.load(path)
+
+
+def test_a_hung_delivery_is_timed_out_not_waited_for():
+    """A plugin that never returns (no socket timeout of its own): the run waits until
+    the deadline, then says "timed out"; the thread is a daemon, so it cannot hold the exit."""
+    release = threading.Event()
+    attempt = alerts.Attempt("urls[0] x://…", lambda: "" if release.wait(30) else "late").start()
+    attempt.wait(time.monotonic() + 0.2, 0.2)
+    assert attempt.status == "timed out" and attempt.error == "no answer within 0.2 s"
+    assert attempt.thread is not None and attempt.thread.daemon
+    release.set()
 
 
 def test_shown_urls_keep_no_credential():
