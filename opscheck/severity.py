@@ -47,7 +47,7 @@ def classify(
         compared = _number(e.get("value")) and _number(e.get("limit"))
         if compared and e.get("unit") == unit and e["value"] > alert:
             return "critical", (
-                f"{e['name']} is {fmt(e['value'], unit)}, past the alert threshold "
-                f"{fmt(alert, unit)} ([alerts.thresholds] {metric})"
+                f"{fmt(e['value'], unit)} is past the alert threshold {fmt(alert, unit)} "
+                f"([alerts.thresholds] {metric})"
             )
     return "warning", ""
