@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -260,6 +260,12 @@ def _apprise_send(url: str, title: str, body: str, kind: str, timeout_s: float) 
         log.removeHandler(captured)
 
 
+def _below(url: str, name: str) -> str:
+    """`<url>/<name>`, the query (Healthchecks' `?create=1` ...) kept after it."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}/{name}"))
+
+
 def _ping(url: str, body: str, timeout_s: float) -> str:
     """POST `body` to a heartbeat URL; "" on a 2xx answer, else why not."""
     request = urllib.request.Request(url, data=body.encode(), method="POST")
@@ -289,11 +295,11 @@ class Outbound:
 
     @property
     def heartbeat_url(self) -> str:
-        return self.config.alerts.heartbeat_url.replace("{label}", self.state.label).rstrip("/")
+        return self.config.alerts.heartbeat_url.replace("{label}", self.state.label)
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         if self.heartbeat_url:
-            url, timeout = f"{self.heartbeat_url}/start", self.config.alerts.timeout_s
+            url, timeout = _below(self.heartbeat_url, "start"), self.config.alerts.timeout_s
             self.start_ping = Attempt("heartbeat start", lambda: _ping(url, "", timeout)).start()
 
     @pytest.hookimpl(wrapper=True, trylast=True)
@@ -351,13 +357,17 @@ class Outbound:
         if not targets:
             return None
         plan = Plan.of(doc, self.state.paths.json)
-        logging.getLogger("apprise").propagate = False  # its lines go to the JSON, not pytest's
-        _load_plugins([t.url for t in targets])
+        todo = [(i, t, *plan.for_target(t)) for i, t in enumerate(targets)]
+        todo = [
+            (i, t, failures, recovered)
+            for i, t, failures, recovered in todo
+            if failures or recovered
+        ]
+        if todo:
+            logging.getLogger("apprise").propagate = False  # its lines go to the JSON
+            _load_plugins([t.url for _, t, _, _ in todo])
         sends = []
-        for i, target in enumerate(targets):
-            failures, recovered = plan.for_target(target)
-            if not failures and not recovered:
-                continue
+        for i, target, failures, recovered in todo:
             message = compose(doc, failures, recovered, plan.previous, self._report_path())
             send = partial(_apprise_send, target.url, *message, self.config.alerts.timeout_s)
             attempt = Attempt(shown(target.url, i), send)
@@ -391,7 +401,7 @@ class Outbound:
         if not self.heartbeat_url:
             return None
         code = doc.get("exit_code")
-        url = self.heartbeat_url if code == 0 else f"{self.heartbeat_url}/fail"
+        url = self.heartbeat_url if code == 0 else _below(self.heartbeat_url, "fail")
         failed = [_name(c) for c in doc.get("checks", []) if c.get("outcome") in FAILING]
         body = scrub.scrub(
             f"opscheck {self.state.label}: exit code {code}; "

@@ -434,3 +434,10 @@ def test_a_full_disk_at_the_rewrite_keeps_the_report(tmpfs, http, capsys):
     assert report.read_text() == written
     assert [p.name for p in report.parent.iterdir()] == [report.name], "no temp file left"
     assert "alert and heartbeat status not added" in capsys.readouterr().err
+
+
+def test_heartbeat_paths_keep_the_query():
+    assert alerts._below("https://hc-ping.com/k/opscheck-daily?create=1", "start") == (
+        "https://hc-ping.com/k/opscheck-daily/start?create=1"
+    )
+    assert alerts._below("http://127.0.0.1:9/ping/", "fail") == "http://127.0.0.1:9/ping/fail"
