@@ -191,6 +191,7 @@ class Attempt:
     send: Callable[[], str]  # returns "" when delivered, else why not
     status: str = "timed out"
     error: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)  # shown in the JSON before status
     thread: threading.Thread | None = None
     done: threading.Event = field(default_factory=threading.Event)
 
@@ -214,7 +215,8 @@ class Attempt:
         return self
 
     def as_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "error": self.error} if self.error else {"status": "sent"}
+        status = {"status": self.status, "error": self.error} if self.error else {"status": "sent"}
+        return {**self.detail, **status}
 
 
 def _load_plugins(urls: list[str]) -> None:
@@ -331,7 +333,7 @@ class Outbound:
                 self._say(f"textfile: {added['textfile']['error']}")
         if deliveries is not None:
             plan, sends = deliveries
-            for _, attempt in sends:
+            for attempt in sends:
                 self._wait(attempt)
             added["alerts"] = self._alerts_field(plan, sends)
         if self.heartbeat_url:
@@ -352,7 +354,7 @@ class Outbound:
         return self.state.paths.html if html_ok else self.state.paths.json
 
     def _deliveries(self, doc: dict[str, Any]):
-        """(plan, [(target, attempt)]) of this run's messages, started; None: no URLs."""
+        """(plan, [attempt]) of this run's messages, started; None: no URLs configured."""
         targets = self.config.alerts.targets()
         if not targets:
             return None
@@ -370,23 +372,17 @@ class Outbound:
         for i, target, failures, recovered in todo:
             message = compose(doc, failures, recovered, plan.previous, self._report_path())
             send = partial(_apprise_send, target.url, *message, self.config.alerts.timeout_s)
-            attempt = Attempt(shown(target.url, i), send)
-            attempt.failures = [_name(c) for c in failures]  # type: ignore[attr-defined]
-            attempt.recovered = [_name(c) for c in recovered]  # type: ignore[attr-defined]
-            sends.append((target, attempt.start()))
+            detail = {
+                "url": shown(target.url, i),
+                "tags": list(target.tags),
+                "failed": [_name(c) for c in failures],
+                "recovered": [_name(c) for c in recovered],
+            }
+            sends.append(Attempt(detail["url"], send, detail=detail).start())
         return plan, sends
 
-    def _alerts_field(self, plan: Plan, sends) -> dict[str, Any]:
-        out = []
-        for target, attempt in sends:
-            entry = {
-                "url": attempt.what,
-                "tags": list(target.tags),
-                "failed": attempt.failures,
-                "recovered": attempt.recovered,
-                **attempt.as_dict(),
-            }
-            out.append(entry)
+    def _alerts_field(self, plan: Plan, sends: list[Attempt]) -> dict[str, Any]:
+        for attempt in sends:
             if attempt.status != "sent":
                 self._say(f"alert to {attempt.what} {attempt.status}: {attempt.error}")
             else:
@@ -394,7 +390,7 @@ class Outbound:
         return {
             "previous_report": plan.previous or None,
             "recovered": [_name(c) for c in plan.recovered],
-            "deliveries": out,
+            "deliveries": [attempt.as_dict() for attempt in sends],
         }
 
     def _finish_ping(self, doc: dict[str, Any]) -> Attempt | None:
