@@ -275,14 +275,62 @@ class Reports(_Section):
     dir: str = "reports"
     archive_key: str = ""  # Ed25519 PEM private key: each run signs the manifest's head
     archive_public_key: str = ""  # its PEM public key: `archive verify` requires the signature
+    textfile: str = ""  # node_exporter textfile: a dir or a .prom path ({label}); "" = none
 
 
 class History(_Section):
     url: str = "sqlite:///reports/history.sqlite"
 
 
+CHAT_TAG = "chat"  # alert URLs with this tag get warnings too, not only critical failures
+
+
+class AlertUrl(_Section):
+    """An alert URL with Apprise tags: `{url = "slack://...", tags = ["chat"]}`."""
+
+    url: str = Field(min_length=1)
+    tags: list[str] = []
+
+
+class AlertThresholds(_Section):
+    """The guide's alert manager: a failure past one of these is critical."""
+
+    cpu_percent: float = Field(80, ge=0)
+    memory_percent: float = Field(85, ge=0)
+    disk_percent: float = Field(90, ge=0)
+    error_rate_percent: float = Field(5, ge=0)
+    response_time_ms: float = Field(5000, ge=0)
+
+
 class Alerts(_Section):
-    urls: list[str] = []
+    urls: list[str | AlertUrl] = []  # a plain string: critical failures only
+    thresholds: AlertThresholds = AlertThresholds()
+    timeout_s: float = Field(10, gt=0)  # each delivery and heartbeat ping, at most
+    heartbeat_url: str = ""  # Healthchecks.io style: <url>/start, <url>, <url>/fail
+
+    @field_validator("urls", mode="before")
+    @classmethod
+    def _url_or_table(cls, value: Any) -> Any:
+        """Each entry: an Apprise URL, or a table with `url` and `tags` (a list of names)."""
+        if not isinstance(value, list):
+            return value
+        for n, item in enumerate(value):
+            if isinstance(item, str):
+                continue
+            if not isinstance(item, dict):
+                raise ValueError(f"entry {n + 1}: an Apprise URL or {{ url = ..., tags = [...] }}")
+            unknown = set(item) - {"url", "tags"}
+            if unknown or not isinstance(item.get("url"), str) or not item["url"]:
+                why = f"unknown key {sorted(unknown)[0]!r}" if unknown else "no url"
+                raise ValueError(f"entry {n + 1}: {why} (a table takes url and tags)")
+            tags = item.get("tags", [])
+            if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+                raise ValueError(f'entry {n + 1}: tags is a list of names, e.g. ["chat"]')
+        return value
+
+    def targets(self) -> list[AlertUrl]:
+        """Every alert URL with its tags (a plain string has none)."""
+        return [AlertUrl(url=u) if isinstance(u, str) else u for u in self.urls]
 
 
 class Config(_Section):
@@ -377,8 +425,10 @@ def _url_secrets(config: Config) -> list[str]:
     """The passwords of every URL and host spec in the config, and every alert URL whole
     (a webhook URL is itself the credential)."""
     urls = [config.service.base_url, config.redis.url, config.history.url]
-    urls += [*config.alerts.urls, *config.hosts.targets]
-    return [*config.alerts.urls, *(s for url in urls for s in scrub.url_secrets(url))]
+    alerts = [t.url for t in config.alerts.targets()]
+    alerts += [config.alerts.heartbeat_url] if config.alerts.heartbeat_url else []
+    urls += [*alerts, *config.hosts.targets]
+    return [*alerts, *(s for url in urls for s in scrub.url_secrets(url))]
 
 
 def _where(loc: tuple[Any, ...]) -> str:

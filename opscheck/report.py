@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from opscheck import __version__, lifecycle, runlock, writers
+from opscheck import __version__, lifecycle, runlock, severity, writers
 from opscheck.config import Loaded
 from opscheck.evidence import Evidence, fmt
 from opscheck.outcomes import CADENCES
@@ -137,12 +137,15 @@ class Entry:
     message: str = ""
     evidence: list[dict[str, Any]] = field(default_factory=list)
     waiver: dict[str, Any] | None = None  # the waiver that waived its failure
+    severity_reason: str = ""  # what made a failure critical ("" for a warning)
 
     def as_dict(self) -> dict[str, Any]:
         d = self.__dict__.copy()
         d["duration_s"] = round(self.duration_s, 4)
         if d["waiver"] is None:
             del d["waiver"]
+        if not d["severity_reason"]:  # only on a critical failure
+            del d["severity_reason"]
         return d
 
 
@@ -239,12 +242,19 @@ class RunState:
         meta = check_meta(item)
         report.opscheck_meta = meta  # type: ignore[attr-defined]
         report.opscheck_evidence = [e.as_dict() for e in ev]  # type: ignore[attr-defined]
+        report.opscheck_severity = severity.classify(  # type: ignore[attr-defined]
+            meta.id,
+            meta.severity == "critical",
+            report.failed,
+            report.opscheck_evidence,  # type: ignore[attr-defined]
+            self.loaded.config.alerts.thresholds,
+        )
         if report.when == "call" or (report.when == "setup" and not report.passed):
             # JUnit XML takes properties from the item, when its teardown is reported.
             props = [
                 ("check_id", meta.id),
                 ("guide_line", meta.guide_line),
-                ("severity", meta.severity),
+                ("severity", report.opscheck_severity[0]),  # type: ignore[attr-defined]
             ]
             props += [("evidence", _evidence_text(e.as_dict())) for e in ev]
             item.user_properties.extend(props)
@@ -261,6 +271,8 @@ class RunState:
         evidence = getattr(report, "opscheck_evidence", None)
         if evidence:
             entry.evidence = evidence
+        if report.failed and hasattr(report, "opscheck_severity"):
+            entry.severity, entry.severity_reason = report.opscheck_severity
         interrupted = getattr(report, "opscheck_interrupted", "")
         if interrupted:
             entry.outcome, entry.message = "error", f"interrupted ({interrupted})"
@@ -456,7 +468,10 @@ def html_cells(report: pytest.TestReport) -> tuple[str, str]:
     if meta is None:
         check = '<td class="col-check"></td>'
     else:
-        tag = " (critical)" if meta.severity == "critical" else ""
+        level, why = getattr(report, "opscheck_severity", (meta.severity, ""))
+        why = "" if why == "marked critical" else f": {why}" if why else ""
+        tag = f" ({html.escape(level + why)})"
+        tag = "" if level == "warning" and not report.failed else tag
         check = (
             f'<td class="col-check"><b>{html.escape(meta.id)}</b>{tag} '
             f"&middot; {html.escape(meta.cadence)}<br>{html.escape(meta.guide_line)}</td>"
