@@ -13,7 +13,7 @@ import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
 from opscheck import config as cfgmod
-from opscheck import lifecycle, rootdir, scrub
+from opscheck import history, lifecycle, rootdir, scrub
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
@@ -69,6 +69,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.self_contained_html = True
     config.option.xmlpath = str(state.paths.xml)
     config.pluginmanager.register(state, "opscheck-run")
+    config.pluginmanager.register(history.Hook(state), "opscheck-history")
     # From here on SIGTERM and SIGINT stop children, remove scratch, make the check in
     # progress an error, finish the reports and exit with code 2.
     lifecycle.install(state.stop)
