@@ -48,7 +48,9 @@ def resolve_url(url: str, base: Path) -> sa.URL:
     try:
         parsed = sa.make_url(url)
     except Exception:  # ArgumentError, ValueError: the URL itself, never shown whole
-        raise HistoryError(f"[history] url {redact_url(url)!r} is not a database URL") from None
+        raise HistoryError(
+            f"history: [history] url {redact_url(url)!r} is not a database URL"
+        ) from None
     if parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -85,7 +87,9 @@ class Database:
         return cls(conf.history.url, reports.parent, conf.history.timeout_s)
 
     def where(self) -> str:
-        return shown(self.url) if self.url is not None else redact_url(self.raw_url)
+        if self.url is not None and self.url.get_backend_name() == "sqlite":
+            return shown(self.url)  # the file, made absolute
+        return redact_url(self.raw_url)
 
     def engine(self):
         if self._engine is None:

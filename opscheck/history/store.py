@@ -84,6 +84,9 @@ MIGRATIONS: list[tuple[int, Callable[[Connection], None]]] = [(1, _v1)]
 def engine_for(url: sa.URL, timeout_s: float) -> Engine:
     """An engine that waits `timeout_s` for a lock or a server, never longer."""
     if url.get_backend_name() == "sqlite":
+        path = sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)  # as the reports dir is made
         engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"timeout": timeout_s})
         _sqlite_events(engine, timeout_s)
         return engine
@@ -92,7 +95,7 @@ def engine_for(url: sa.URL, timeout_s: float) -> Engine:
         ms = int(timeout_s * 1000)
         args = {
             "connect_timeout": max(1, int(timeout_s)),
-            "options": f"-c lock_timeout={ms} -c statement_timeout={ms}",
+            "options": f"-c lock_timeout={ms} -c statement_timeout={3 * ms}",
         }
     return sa.create_engine(url, poolclass=sa.NullPool, connect_args=args)
 
