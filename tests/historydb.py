@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from opscheck.history import Database
+from tests.pgcluster import pg_cluster  # noqa: F401  (the session fixture, for conftest)
 
 BACKENDS = ["sqlite", "postgresql"]
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from opscheck.history import Database, HistoryError, resolve_url, store
-from tests.historydb import config, db, history_url  # noqa: F401
-from tests.pgcluster import pg_cluster  # noqa: F401
+from tests.historydb import config, db
 from tests.pgcluster import PASSWORD, free_port
 
 MEMORY = ["checks/daily/test_host.py", "-k", "memory_usage"]
@@ -107,7 +106,7 @@ def _warned(run, needle: str) -> None:
 @pytest.mark.parametrize(
     ("url", "needle"),
     [
-        ("sqlite:///{tmp}/a-file/history.sqlite", "Not a directory"),
+        ("sqlite:///{tmp}/a-file/history.sqlite", "File exists"),
         ("not a url at all", "is not a database URL"),
         ("mysql://admin:{pw}@127.0.0.1/h", "history mysql://127.0.0.1/h"),
         ("postgresql://opscheck:{pw}@127.0.0.1:{port}/h", "127.0.0.1"),
