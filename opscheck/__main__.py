@@ -55,7 +55,16 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--dir", type=Path, default=control.DEFAULT_DIR, help="sandbox directory")
     d.add_argument("--fault", action="append", default=[], help="break one thing (repeatable)")
     d.add_argument("-m", dest="marker", default="daily", help="which checklist (default daily)")
+    h = sub.add_parser("history", help="a check's outcomes and values over time")
+    h.add_argument("check_id", metavar="CHECK_ID")
+    h.add_argument("--days", type=int, default=30, help="how far back (default 30)")
+    h.add_argument("--ops-config", metavar="PATH", help="config file (as for pytest)")
+    h.add_argument("--reports-dir", metavar="DIR", help="reports.dir (as for pytest)")
     args = parser.parse_args(argv)
+    if args.command == "history":
+        from opscheck.history import cli
+
+        return cli.main(args.check_id, args.days, args.ops_config, args.reports_dir)
     return demo(args.dir, args.fault, args.marker)
 
 

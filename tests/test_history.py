@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from opscheck.evidence import fmt
 from opscheck.history import Database, HistoryError, resolve_url, store
 from tests.historydb import config, db
 from tests.pgcluster import PASSWORD, free_port
@@ -162,3 +163,40 @@ def test_a_bad_url_is_one_line_without_the_password():
     with pytest.raises(HistoryError) as exc:
         Database(f"post gres://u:{PASSWORD}@h/d", Path("/"), 1).engine()
     assert PASSWORD not in str(exc.value) and "\n" not in str(exc.value)
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "opscheck", "history", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_the_history_command_prints_outcomes_and_values(run_checks, tmp_path, history_url):
+    cfg = config(tmp_path, history_url)
+    run = run_checks(cfg, *MEMORY)
+    value = run.one("memory_usage")["evidence"][0]["value"]
+    out = _cli("memory_usage", "--days", "2", "--ops-config", str(cfg))
+    assert out.returncode == 0, out.stderr
+    header, row = out.stdout.splitlines()[1:3]
+    assert header.split() == ["started", "(UTC)", "host", "label", "parameter", "outcome", "values"]
+    assert row.startswith(run.report["started"]) and " passed " in row
+    assert f"memory used {fmt(value, '%')} (limit 85 %)" in row
+    assert PASSWORD not in out.stdout + out.stderr
+    empty = _cli("cpu_usage", "--ops-config", str(cfg))
+    assert empty.returncode == 1 and empty.stdout == ""
+    assert empty.stderr.startswith("cpu_usage: no stored results in the last 30 days")
+    unknown = _cli("no_such_check", "--ops-config", str(cfg))
+    assert unknown.returncode == 2
+    assert unknown.stderr == "unknown check id 'no_such_check': no check in the suite has it\n"
+
+
+def test_the_history_command_on_a_history_it_cannot_read(tmp_path):
+    (tmp_path / "a-file").write_text("")
+    cfg = config(tmp_path, f"postgresql://u:{PASSWORD}@127.0.0.1:{free_port()}/h")
+    out = _cli("memory_usage", "--ops-config", str(cfg))
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
+    assert "Traceback" not in out.stderr and PASSWORD not in out.stderr
