@@ -102,6 +102,11 @@ class Database:
                 raise HistoryError(f"history {self.where()}: {reason(exc)}") from None
         return self._engine
 
+    def close(self) -> None:
+        """Give back the pooled connection (a run's reads and write share it)."""
+        if self._engine is not None:
+            self._engine.dispose()
+
     def call(self, what: str, function_name: str, *args: Any) -> Any:
         """`store.<function_name>(engine, *args)`, its failure a HistoryError naming `what`."""
         from opscheck.history import store
@@ -121,26 +126,28 @@ class Hook:
         root = state.pytest_config.rootpath
         self.db = Database.from_config(state.loaded.config, root)
         self.warning = ""
-        self.charts_off = False
+        self.trends: dict[str, dict[str, list[float]]] = {}
 
     @pytest.fixture(scope="session")
     def history(self) -> Database:
         """The history database (checks on trends read it)."""
         return self.db
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """The charts' data for every selected row: one query before the checks run."""
+        nodeids = [i.nodeid for i in session.items]
+        try:
+            self.trends = self.db.call("reading", "recent", nodeids, CHART_RUNS - 1)
+        except HistoryError:
+            self.trends = {}  # no charts; the write at session end says what is wrong
+
     @pytest.hookimpl(hookwrapper=True, tryfirst=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]):
-        """Outermost: once the evidence is on the report, add its row's recent values."""
+        """Outermost: the row's stored values go on its report, for its charts."""
         outcome = yield
         report = outcome.get_result()
-        if report.when != "call" or self.charts_off or not getattr(report, "opscheck_meta", 0):
-            return
-        try:
-            report.opscheck_trend = self.db.call(  # type: ignore[attr-defined]
-                "reading recent values", "recent", report.nodeid, CHART_RUNS - 1
-            )
-        except HistoryError:
-            self.charts_off = True  # said once, at session end, with the write's result
+        if report.when == "call":
+            report.opscheck_trend = self.trends.get(report.nodeid, {})  # type: ignore[attr-defined]
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """After the JSON report is written (RunState's sessionfinish runs first)."""
@@ -148,6 +155,7 @@ class Hook:
         if not doc:
             return
         doc["history"] = self.write(doc)
+        self.db.close()
         self.state._write_json()
         if self.warning:
             writers.say([self.warning])

@@ -53,6 +53,7 @@ results = sa.Table(
     sa.Column("duration_s", sa.Float),
     sa.Column("message", sa.Text),
     sa.Index("ix_opscheck_results_check", "check_id", "run_id"),
+    sa.Index("ix_opscheck_results_node", "nodeid", "run_id"),
 )
 evidence = sa.Table(
     "opscheck_evidence",
@@ -87,7 +88,9 @@ def engine_for(url: sa.URL, timeout_s: float) -> Engine:
         path = sqlite_file(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)  # as the reports dir is made
-        engine = sa.create_engine(url, poolclass=sa.NullPool, connect_args={"timeout": timeout_s})
+        engine = sa.create_engine(
+            url, pool_size=1, max_overflow=2, connect_args={"timeout": timeout_s}
+        )
         _sqlite_events(engine, timeout_s)
         return engine
     args: dict[str, Any] = {}
@@ -97,7 +100,9 @@ def engine_for(url: sa.URL, timeout_s: float) -> Engine:
             "connect_timeout": max(1, int(timeout_s)),
             "options": f"-c lock_timeout={ms} -c statement_timeout={3 * ms}",
         }
-    return sa.create_engine(url, poolclass=sa.NullPool, connect_args=args)
+    # One pooled connection: the charts' read at the start and the write at the end of a
+    # run share it (a PostgreSQL connection with SCRAM costs tens of ms).
+    return sa.create_engine(url, pool_size=1, max_overflow=2, connect_args=args)
 
 
 def _sqlite_events(engine: Engine, timeout_s: float) -> None:
@@ -109,16 +114,20 @@ def _sqlite_events(engine: Engine, timeout_s: float) -> None:
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
         cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")  # WAL: no fsync per commit, still atomic
         cur.execute("PRAGMA foreign_keys = ON")
         cur.close()
 
     @sa.event.listens_for(engine, "begin")
     def begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = conn.get_execution_options().get("opscheck_read", False)
+        conn.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
 
 def migrate(conn: Connection) -> int:
     """Bring the schema to SCHEMA_VERSION inside the caller's transaction; returns it."""
+    if _version(conn) == SCHEMA_VERSION:  # the usual case: one query, no lock
+        return SCHEMA_VERSION
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(4242001)")
     schema.create(conn, checkfirst=True)
@@ -133,6 +142,13 @@ def migrate(conn: Connection) -> int:
             step(conn)
             conn.execute(sa.insert(schema).values(version=version, applied=_now()))
     return SCHEMA_VERSION
+
+
+def _version(conn: Connection) -> int:
+    """The schema version stored (0: none yet)."""
+    if not sa.inspect(conn).has_table(schema.name):
+        return 0
+    return conn.execute(sa.select(sa.func.max(schema.c.version))).scalar() or 0
 
 
 def _now() -> str:
@@ -171,37 +187,44 @@ def write_run(engine: Engine, doc: dict[str, Any], stamp: str) -> int:
                 suite_version=doc.get("suite_version"),
             )
         ).inserted_primary_key[0]
-        for check in doc.get("checks", []):
-            _write_check(conn, run_id, check)
+        _write_checks(conn, run_id, doc.get("checks", []))
     return int(run_id)
 
 
-def _write_check(conn: Connection, run_id: int, check: dict[str, Any]) -> None:
-    result_id = conn.execute(
-        sa.insert(results).values(
-            run_id=run_id,
-            check_id=check["id"],
-            nodeid=check["nodeid"],
-            param=param_of(check["nodeid"]),
-            cadence=check.get("cadence", ""),
-            severity=check.get("severity", ""),
-            outcome=check.get("outcome", ""),
-            duration_s=check.get("duration_s"),
-            message=check.get("message", ""),
-        )
-    ).inserted_primary_key[0]
+def _write_checks(conn: Connection, run_id: int, checks: list[dict[str, Any]]) -> None:
+    """The run's results, then their numeric evidence: two batched statements."""
+    if not checks:
+        return
+    ids = conn.execute(
+        sa.insert(results).returning(results.c.id, sort_by_parameter_order=True),
+        [
+            {
+                "run_id": run_id,
+                "check_id": c["id"],
+                "nodeid": c["nodeid"],
+                "param": param_of(c["nodeid"]),
+                "cadence": c.get("cadence", ""),
+                "severity": c.get("severity", ""),
+                "outcome": c.get("outcome", ""),
+                "duration_s": c.get("duration_s"),
+                "message": c.get("message", ""),
+            }
+            for c in checks
+        ],
+    ).scalars()
     rows = [
         {
             "result_id": result_id,
             "run_id": run_id,
-            "check_id": check["id"],
-            "nodeid": check["nodeid"],
+            "check_id": c["id"],
+            "nodeid": c["nodeid"],
             "name": e["name"],
             "value": number(e["value"]),
             "unit": e.get("unit") or "",
             "limit": number(e.get("limit")),
         }
-        for e in check.get("evidence", [])
+        for result_id, c in zip(list(ids), checks, strict=True)
+        for e in c.get("evidence", [])
         if number(e.get("value")) is not None
     ]
     if rows:
@@ -267,7 +290,7 @@ def points(
         .order_by(runs.c.started, evidence.c.id)
     )
     q = _between(q, since, until)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(opscheck_read=True) as conn:
         if not _has_schema(conn):
             return []
         return [Point(*row) for row in conn.execute(q)]
@@ -289,32 +312,44 @@ def outcomes(engine: Engine, check_id: str, since: str = "", until: str = "") ->
         .order_by(runs.c.started, results.c.id)
     )
     q = _between(q, since, until)
-    with engine.connect() as conn:
+    with engine.connect().execution_options(opscheck_read=True) as conn:
         if not _has_schema(conn):
             return []
         return [Result(*row) for row in conn.execute(q)]
 
 
-def recent(engine: Engine, nodeid: str, n: int) -> dict[str, list[float]]:
-    """The last `n` stored values of each evidence name of one check row, oldest first."""
-    last_runs = (
-        sa.select(results.c.run_id)
-        .where(results.c.nodeid == nodeid)
-        .order_by(results.c.run_id.desc())
-        .limit(n)
-        .scalar_subquery()
-    )
+def recent(engine: Engine, nodeids: list[str], n: int) -> dict[str, dict[str, list[float]]]:
+    """nodeid -> evidence name -> its values in the row's last `n` stored runs, oldest
+    first; one query for all the rows of a run."""
+    if not nodeids:
+        return {}
+    parts = []
+    for nodeid in dict.fromkeys(nodeids):  # each row's last n runs: an index range each
+        runs_of = (
+            sa.select(results.c.run_id)
+            .where(results.c.nodeid == nodeid)
+            .order_by(results.c.run_id.desc())
+            .limit(n)
+            .subquery()
+        )
+        parts.append(sa.select(runs_of.c.run_id, sa.literal(nodeid).label("nodeid")))
+    last = sa.union_all(*parts).subquery()
     q = (
-        sa.select(evidence.c.name, evidence.c.value)
-        .where(evidence.c.nodeid == nodeid, evidence.c.run_id.in_(last_runs))
+        sa.select(evidence.c.nodeid, evidence.c.name, evidence.c.value)
+        .select_from(
+            evidence.join(
+                last, (evidence.c.run_id == last.c.run_id) & (evidence.c.nodeid == last.c.nodeid)
+            )
+        )
+        .where(evidence.c.nodeid.in_(nodeids))  # lets PostgreSQL use the index, not a scan
         .order_by(evidence.c.run_id, evidence.c.id)
     )
-    found: dict[str, list[float]] = {}
-    with engine.connect() as conn:
+    found: dict[str, dict[str, list[float]]] = {}
+    with engine.connect().execution_options(opscheck_read=True) as conn:
         if not _has_schema(conn):
             return {}
-        for name, value in conn.execute(q):
-            found.setdefault(name, []).append(value)
+        for nodeid, name, value in conn.execute(q):
+            found.setdefault(nodeid, {}).setdefault(name, []).append(value)
     return found
 
 
