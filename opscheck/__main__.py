@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     mode.add_argument("--apply", action="store_true", help="make the changes")
     _add_archive(sub)
     _add_attest(sub)
+    h = sub.add_parser("history", help="a check's outcomes and values over time")
+    h.add_argument("check_id", metavar="CHECK_ID")
+    h.add_argument("--days", type=int, default=30, help="how far back (default 30)")
+    h.add_argument("--ops-config", metavar="PATH", help="config file (as for pytest)")
+    h.add_argument("--reports-dir", metavar="DIR", help="reports.dir (as for pytest)")
     args = parser.parse_args(argv)
     if args.command == "cache-fix":
         from opscheck import cachefix
@@ -76,6 +81,10 @@ def main(argv: list[str] | None = None) -> int:
         return _archive(args)
     if args.command == "attest":
         return _attest(args)
+    if args.command == "history":
+        from opscheck.history import cli
+
+        return cli.main(args.check_id, args.days, args.ops_config, args.reports_dir)
     return demo(args.dir, args.fault, args.marker)
 
 

@@ -169,6 +169,10 @@ class Thresholds(_Section):
     temp_scan_max_files: int = Field(100000, ge=1)  # temp_files_cleanup stops (and fails) here
     secrets_max_files: int = Field(20000, ge=1)  # secrets_in_code stops (and fails) here
     attestation_grace_days: int = Field(7, ge=0)  # beyond 31 (monthly) or 92 (quarterly) days
+    latency_trend_percent: float = Field(20, ge=0)  # latency_trend: this week vs last week
+    resource_growth_points: float = Field(5, ge=0)  # resource_trend: % points a week
+    forecast_horizon_days: float = Field(30, ge=0)  # capacity_forecast fails inside this
+    endpoint_budget_ms: dict[str, float] = {}  # p95 per endpoint; unlisted: p95_response_ms
 
 
 CRITICAL_PACKAGES = ["fastapi", "uvicorn", "anthropic", "langchain"]
@@ -280,6 +284,10 @@ class Reports(_Section):
 
 class History(_Section):
     url: str = "sqlite:///reports/history.sqlite"
+    timeout_s: float = Field(10, gt=0, le=600)  # a lock or a server waited for, then a warning
+    trend_min_points: int = Field(3, ge=1)  # per week, for latency_trend and resource_trend
+    forecast_min_points: int = Field(7, ge=2)  # capacity_forecast's fit needs this many
+    forecast_window_days: int = Field(30, ge=1)  # capacity_forecast fits this many days back
 
 
 CHAT_TAG = "chat"  # alert URLs with this tag get warnings too, not only critical failures

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
-from opscheck import alerts, archive, lifecycle, rootdir, scrub, waivers
+from opscheck import alerts, archive, history, lifecycle, rootdir, scrub, waivers
 from opscheck import config as cfgmod
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
@@ -75,6 +75,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.xmlpath = str(state.paths.xml)
     config.pluginmanager.register(state, "opscheck-run")
     config.pluginmanager.register(alerts.Outbound(state), "opscheck-alerts")
+    config.pluginmanager.register(history.Hook(state), "opscheck-history")
     # From here on SIGTERM and SIGINT stop children, remove scratch, make the check in
     # progress an error, finish the reports and exit with code 2.
     lifecycle.install(state.stop)

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from opscheck import __version__, lifecycle, runlock, severity, writers
+from opscheck import __version__, charts, lifecycle, runlock, severity, writers
 from opscheck.config import Loaded
 from opscheck.evidence import Evidence, fmt
 from opscheck.outcomes import CADENCES
@@ -476,7 +476,8 @@ def html_cells(report: pytest.TestReport) -> tuple[str, str]:
             f'<td class="col-check"><b>{html.escape(meta.id)}</b>{tag} '
             f"&middot; {html.escape(meta.cadence)}<br>{html.escape(meta.guide_line)}</td>"
         )
-    items = "<br>".join(html.escape(_evidence_text(e)) for e in evidence)
+    trend = getattr(report, "opscheck_trend", {})
+    items = "<br>".join(html.escape(_evidence_text(e)) + charts.spark(e, trend) for e in evidence)
     note = _row_note(report)
     if note:
         check = check.removesuffix("</td>") + note + "</td>"
