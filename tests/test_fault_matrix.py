@@ -67,6 +67,8 @@ WEEKLY_IDS = {
     "cache_hit_ratio",
     "cache_idle_keys",
     "redis_requires_auth",
+    "latency_trend",
+    "resource_trend",
 }
 MONTHLY_IDS = {
     "restore_drill",
@@ -77,6 +79,8 @@ MONTHLY_IDS = {
     "backup_policy_reviewed",
     "scaling_plan_reviewed",
     "infra_cost_reviewed",
+    "capacity_forecast",
+    "endpoint_latency_budget",
 }
 CACHE_IDS = {"cache_ttl_policy", "cache_hit_ratio", "cache_idle_keys", "redis_requires_auth"}
 LOAD_IDS = {"load_test_p95", "health_under_load"}
@@ -207,6 +211,10 @@ MATRIX: dict[tuple[tuple[str, ...], str], set[str]] = {
     (("redis-lfu",), BACKUPS_WEEKLY): set(),  # cache_idle_keys skips, saying why
     # the human reviews (attestations)
     (("stale-review",), "monthly"): {"dr_plan_reviewed"},
+    # the history the daily runs keep (the sandbox's: four weeks, stored by the writer)
+    (("latency-regression",), BACKUPS_WEEKLY): {"latency_trend"},
+    (("disk-filling",), BACKUPS_WEEKLY): {"resource_trend"},
+    (("disk-filling",), "monthly"): {"capacity_forecast"},
 }
 
 # Seconds each cadence's run may take beyond its configured timeouts: pytest's start,

@@ -26,6 +26,7 @@ import requests
 from opscheck import attest
 from opscheck.sandbox import cache as sandbox_cache
 from opscheck.sandbox import deps, layout
+from opscheck.sandbox import history as sandbox_history
 from opscheck.sandbox.faults import FAULTS, check_names
 
 if TYPE_CHECKING:
@@ -116,6 +117,7 @@ def up(root: Path, opts: Options) -> Path:
     for name in opts.faults:
         if FAULTS[name].apply is not None:
             FAULTS[name].apply(lay, now)
+    sandbox_history.seed(root, tuple(opts.faults))  # after the faults: reports are not theirs
     settings = {
         "faults": list(opts.faults),
         "latency_scale": 0.0 if opts.fixed_delay_ms else opts.latency_scale,
@@ -382,6 +384,9 @@ apt_config = {q(deps.apt_dir(r) / "apt.conf")}
 
 [hosts]
 cpu_sample_s = 1
+
+[history]
+url = {q(sandbox_history.url(r))}
 """
     if redis_url:
         text += sandbox_cache.config_text(redis_url, opts.faults)

@@ -708,6 +708,16 @@ FAULTS: dict[str, Fault] = {
             "the DR plan's newest review record is 40 days old",
             _stale_review,
         ),
+        Fault(
+            "latency-regression",
+            "history",
+            "the stored daily p95 of the last 7 days is 30 % above the 3 weeks before",
+        ),
+        Fault(
+            "disk-filling",
+            "history",
+            "the stored disk use of / grew 1 % point a day for 4 weeks (72 % now)",
+        ),
     )
 }
 
