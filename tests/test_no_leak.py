@@ -84,6 +84,12 @@ def outputs(run) -> dict[str, str]:
     return texts
 
 
+def history_text(sandbox) -> str:
+    """The sandbox's history database (and its WAL), as text: every stored row's strings."""
+    files = sorted((sandbox.root / "history").glob("history.sqlite*"))
+    return "".join(p.read_bytes().decode("utf-8", errors="replace") for p in files)
+
+
 def leaks(run, secrets: list[str]) -> list[str]:
     found = []
     for where, text in outputs(run).items():
@@ -105,6 +111,9 @@ def test_daily_run_shows_no_canary_anywhere(sandbox, run_checks):
     assert any("app@10.0.0.5" in c["nodeid"] for c in hosts), hosts
     assert not leaks(run, ALL)
     assert "[redacted]" in outputs(run)["stdout"] + str(run.report), "something was masked"
+    stored = history_text(sandbox)
+    assert "error_log_review" in stored, "the run was stored in the history"
+    assert not [f for s in ALL for f in forms(s) if f in stored], "a canary in a history row"
 
 
 @pytest.mark.parametrize(
