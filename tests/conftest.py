@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from opscheck.sandbox import control
@@ -52,17 +56,47 @@ class Run:
 def run_pytest(
     args: list[str], cwd: Path = REPO, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
+    """`pytest ARGS` in a subprocess; fails the test if any process the run started (a
+    scanner worker, Locust, tar: all inherit a tag in their environment) is still alive
+    3 s after it exited: nothing is left behind, whatever the fault."""
+    tag = uuid.uuid4().hex
     full_env = {k: v for k, v in os.environ.items() if k != "OPSCHECK_CONFIG"}
     full_env.update(env or {})
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
+    full_env[RUN_TAG] = tag
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", *args],
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    finally:
+        left = left_behind(tag)
+        assert not left, f"alive 3 s after pytest exited: {left}"
+
+
+RUN_TAG = "OPSCHECK_TEST_RUN"
+
+
+def left_behind(tag: str, grace_s: float = 3.0) -> list[str]:
+    """Processes carrying `tag` still alive after `grace_s` (killed, and named)."""
+    deadline = time.monotonic() + grace_s
+    while True:
+        alive = []
+        for proc in psutil.process_iter(["pid", "name"]):
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get(RUN_TAG) == tag and proc.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(proc)
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    for proc in alive:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return [f"{p.info['name']} (pid {p.info['pid']})" for p in alive]
 
 
 def load_report(reports_dir: Path) -> dict[str, Any]:

@@ -293,3 +293,14 @@ def test_plugin_is_inert_outside_an_opscheck_suite(tmp_path):
     proc = run_pytest(["-p", "no:cacheprovider"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (tmp_path / "reports").exists()
+
+
+def test_the_harness_catches_a_process_a_run_leaves_behind(tmp_path):
+    """Every run_pytest fails its test when a process of the run outlives it by 3 s (what
+    the fault matrix and every other real run rely on for "nothing left behind")."""
+    (tmp_path / "test_orphan.py").write_text(
+        "import subprocess\n\n\ndef test_orphan():\n"
+        "    subprocess.Popen(['sleep', '30'], start_new_session=True)\n"
+    )
+    with pytest.raises(AssertionError, match=r"alive 3 s after pytest exited: \['sleep"):
+        run_pytest(["-p", "no:cacheprovider", "-q", str(tmp_path / "test_orphan.py")])
