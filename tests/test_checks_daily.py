@@ -91,6 +91,7 @@ def test_health_components_healthy_red_on_corrupt_chroma(sandbox_factory, run_ch
 # ---- cpu_usage ---------------------------------------------------------------------------
 
 
+@pytest.mark.serial
 def test_cpu_usage_green(sandbox, run_checks):
     run = run_checks(sandbox.config, *only("cpu_usage"))
     entry = run.one("cpu_usage")
@@ -99,6 +100,7 @@ def test_cpu_usage_green(sandbox, run_checks):
     assert ev["unit"] == "%" and ev["limit"] == 80 and 0 <= ev["value"] <= 80
 
 
+@pytest.mark.serial
 def test_cpu_usage_red_under_cpu_hog(sandbox_factory, run_checks):
     """Busy loops on every core (bounded, stopped by PID) push CPU over 80 %."""
     sb = sandbox_factory("cpu-hog")

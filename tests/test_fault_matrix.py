@@ -335,8 +335,18 @@ FAULT_SETS = list(dict.fromkeys(faults for faults, _ in MATRIX))
 CADENCE_ORDER = tuple(CHECK_IDS)
 
 
+# Rows that measure this machine run alone (`serial`): the healthy one and cpu-hog prove
+# cpu_usage both ways; `errors` and the healthy row time a real load test. The others run
+# beside other tests, with cpu_usage's limit lifted (tests/conftest.py: sandbox_factory).
+SERIAL = {(), ("cpu-hog",), ("errors",)}
+PARAMS = [
+    pytest.param(f, marks=[pytest.mark.serial] if f in SERIAL else [], id="-".join(f) or "healthy")
+    for f in FAULT_SETS
+]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("faults", FAULT_SETS, ids=lambda f: "-".join(f) or "healthy")
+@pytest.mark.parametrize("faults", PARAMS)
 def test_fault_fails_exactly_the_concerned_checks(sandbox_factory, tmpfs, tmp_path, faults):
     sandbox_faults, harness, options = _split(faults)
     sb = sandbox_factory(*sandbox_faults, timeout_s=TIMEOUT_S, **options)

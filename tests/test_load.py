@@ -26,7 +26,7 @@ import pytest
 
 from opscheck.probes import load
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.serial]  # Locust's timings measure the machine
 WEEKLY = "-m", "weekly and load"
 GENERATE = "POST /api/v1/templates/generate"
 

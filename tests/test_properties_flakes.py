@@ -31,6 +31,7 @@ def _newest_report(reports: Path, seen: set[Path]) -> dict:
 
 
 @pytest.mark.slow
+@pytest.mark.serial
 def test_healthy_daily_is_green_20_times(sandbox_factory, tmp_path, monkeypatch):
     sb = sandbox_factory()
     reports, seen, bad = tmp_path / "reports", set(), []
