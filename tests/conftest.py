@@ -215,5 +215,5 @@ def sandbox(sandbox_factory) -> Sandbox:
     return sandbox_factory()
 
 
-from tests.historydb import history_url, pg_cluster  # noqa: E402, F401  (SQLite and PostgreSQL)
+from tests.historydb import close_databases, history_url, pg_cluster  # noqa: E402, F401
 from tests.realnginx import real_nginx  # noqa: E402, F401  (a real nginx before the sandbox)

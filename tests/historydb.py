@@ -3,6 +3,7 @@ private PostgreSQL cluster), a config pointing at it, and seeding through the re
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,8 +30,23 @@ def config(tmp_path: Path, url: str, extra: str = "") -> Path:
     return path
 
 
+_OPENED: list[Database] = []
+
+
 def db(url: str) -> Database:
-    return Database(url, Path("/nonexistent"), 10)
+    """A Database on `url`, closed after the test (`close_databases`)."""
+    database = Database(url, Path("/nonexistent"), 10)
+    _OPENED.append(database)
+    return database
+
+
+@pytest.fixture(autouse=True)
+def close_databases() -> Iterator[None]:
+    """Give back every test's pooled connections: a PostgreSQL connection left to the
+    garbage collector warns in whichever test comes next."""
+    yield
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 def stamp(ts: datetime) -> str:

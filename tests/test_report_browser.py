@@ -102,7 +102,8 @@ def test_a_reader_sees_the_summary_the_failing_value_and_the_skip_reason(
     value = f"{fmt(p95['value'], 'ms')} (limit 5000 ms)"
     table = rows(dom)
     assert set(table) == set(CHECKS), "the script built one row per check"
-    assert table["p95_response_time"].startswith("Failed p95_response_time · daily")
+    assert table["p95_response_time"].startswith("Failed p95_response_time (critical: ")
+    assert "past the alert threshold 5000 ms" in table["p95_response_time"]
     assert value in table["p95_response_time"], table["p95_response_time"]
     assert f"is {fmt(p95['value'], 'ms')}, limit 5000 ms" in seen, "the summary names it too"
 

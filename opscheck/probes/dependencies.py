@@ -32,7 +32,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from opscheck.probes import ProbeError
+from opscheck.probes import ProbeError, noatime
 from opscheck.scrub import scrub
 
 
@@ -100,7 +100,7 @@ def read_pins(path: str | Path, _seen: frozenset[Path] = frozenset()) -> Pins:
     """The `==` pins of a requirements file (and of files it includes with `-r`)."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = noatime.read_text(path)
     except FileNotFoundError:
         raise ProbeError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError) as exc:

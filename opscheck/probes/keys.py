@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from opscheck.probes import ProbeError
+from opscheck.probes import ProbeError, noatime
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ def registry(path: str | Path, now: datetime | None = None) -> list[KeyAge]:
     path = Path(path)
     now = now or datetime.now(UTC)
     try:
-        doc = json.loads(path.read_bytes())
+        doc = json.loads(noatime.read_bytes(path))
     except FileNotFoundError:
         raise ProbeError(f"key registry {path}: no such file") from None
     except OSError as exc:

@@ -23,6 +23,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from opscheck.probes import noatime
+
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "yearly")
 PERIOD_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31, "yearly": 366}
 NEGATIONS = {
@@ -144,7 +146,7 @@ class _Reader:
         if depth > MAX_INCLUDE_DEPTH:
             raise LogrotateParseError(f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH}")
         try:
-            with open(path, "rb") as f:
+            with noatime.open_binary(path) as f:
                 data = f.read(MAX_CONFIG_BYTES + 1)
         except OSError as exc:
             raise LogrotateParseError(f"cannot read {path}: {exc.strerror or exc}") from None
