@@ -9,7 +9,7 @@ import time
 from urllib.parse import quote, quote_plus
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from opscheck import scrub as scrub_mod
@@ -101,6 +101,7 @@ def test_redact_url_never_keeps_the_password(password, template):
 def test_scrub_never_keeps_a_url_password(password, template, before, after):
     """Any printable password but for whitespace and '"<>' (which no URL holds raw; those
     are masked as learned values, below)."""
+    assume(password not in before + template.format("") + after)  # it is only the password
     out = scrub(before + template.format(password) + after)
     assert password not in out.split("://", 1)[1]
 

@@ -8,6 +8,7 @@ can reach evidence, a message or a log.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -53,7 +54,7 @@ def _age(name: str, record: object, now: datetime) -> KeyAge:
     days = (now - start).total_seconds() / 86400
     if days < -1:  # a day's slack for zones: a date written in Asia/Seoul is "tomorrow" in UTC
         return KeyAge(name, created.date(), days, f"created {created.date()} is in the future")
-    return KeyAge(name, created.date(), max(days, 0.0))
+    return KeyAge(name, created.date(), float(max(math.floor(days), 0)))  # whole days
 
 
 def _parse(value: object) -> datetime | None:
