@@ -30,9 +30,10 @@ def fake_run(reports: Path, label: str, stamp: str, body: str = "x", key: str = 
     return stem
 
 
-def verify_cli(reports: Path) -> subprocess.CompletedProcess[str]:
+def verify_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """`python3 -m opscheck archive verify ARGS...`"""
     return subprocess.run(
-        [sys.executable, "-m", "opscheck", "archive", "verify", "--reports-dir", str(reports)],
+        [sys.executable, "-m", "opscheck", "archive", "verify", *map(str, args)],
         cwd=REPO,
         capture_output=True,
         text=True,
@@ -50,7 +51,7 @@ def archived(tmp_path: Path) -> Path:
 
 
 def test_intact_archive_verifies(archived):
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "intact (6 entries intact, 18 files checked)" in proc.stdout
 
@@ -60,7 +61,7 @@ def test_an_altered_byte_is_named(archived):
     data = bytearray(page.read_bytes())
     data[3] ^= 1
     page.write_bytes(bytes(data))
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 1
     first = proc.stdout.splitlines()[0]
     assert first == (
@@ -71,7 +72,7 @@ def test_an_altered_byte_is_named(archived):
 
 def test_a_deleted_report_is_named(archived):
     (archived / "daily/20261202T020000Z.json").unlink()
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 1
     assert "daily/20261202T020000Z.json: missing (listed in manifest.jsonl line 2)" in proc.stdout
 
@@ -81,7 +82,7 @@ def test_reordered_entries_break_the_chain(archived):
     lines = manifest.read_text().splitlines(keepends=True)
     lines[1], lines[2] = lines[2], lines[1]
     manifest.write_text("".join(lines))
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0].startswith(
         "manifest.jsonl line 2 (daily/20261203T020000Z.html): does not follow the entry before it"
@@ -98,7 +99,7 @@ def test_an_edited_entry_is_caught(archived):
     entry["files"][0]["sha256"] = archive.file_sha256(page)
     lines[3] = json.dumps(entry) + "\n"
     manifest.write_text("".join(lines))
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == (
         "manifest.jsonl line 4 (daily/20261204T020000Z.html): the entry was altered "
@@ -110,7 +111,7 @@ def test_a_truncated_manifest_is_caught(archived):
     manifest = archived / archive.MANIFEST
     data = manifest.read_bytes()
     manifest.write_bytes(data[: len(data) - 40])
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == (
         "manifest.jsonl line 6: not a manifest entry (cut short: the manifest was truncated)"
@@ -121,14 +122,14 @@ def test_whole_entries_cut_from_the_end_leave_their_reports_unlisted(archived):
     manifest = archived / archive.MANIFEST
     lines = manifest.read_text().splitlines(keepends=True)
     manifest.write_text("".join(lines[:-1]))
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 1
     assert "weekly/20261206T030000Z.html: not listed in manifest.jsonl" in proc.stdout
 
 
 def test_an_unlisted_report_is_named(archived):
     (archived / "daily/20261207T020000Z.html").write_text("slipped in")
-    proc = verify_cli(archived)
+    proc = verify_cli("--reports-dir", archived)
     assert proc.returncode == 1
     assert proc.stdout.splitlines()[0] == (
         "daily/20261207T020000Z.html: not listed in manifest.jsonl "
@@ -233,13 +234,7 @@ def test_full_disk_run_says_the_archive_was_not_written(tmp_path, tmpfs):
 def test_bad_config_is_one_line(tmp_path):
     bad = tmp_path / "bad.toml"
     bad.write_text("[reports]\ndirr = 1\n")
-    proc = subprocess.run(
-        [sys.executable, "-m", "opscheck", "archive", "verify", "--ops-config", str(bad)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = verify_cli("--ops-config", bad)
     assert proc.returncode == 4
     assert proc.stderr.strip() == f"ERROR: {bad}: [reports] dirr: unknown key"
 
@@ -324,45 +319,13 @@ def test_a_real_run_signs_and_the_cli_checks_the_signature(tmp_path, keys):
     config.write_text(f'[reports]\narchive_key = "{keys[0]}"\narchive_public_key = "{keys[1]}"\n')
     run_pytest(["-m", "daily", "--ops-config", str(config)], cwd=suite)
     reports = suite / "reports"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opscheck",
-            "archive",
-            "verify",
-            "--ops-config",
-            str(config),
-            "--reports-dir",
-            str(reports),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = verify_cli("--ops-config", config, "--reports-dir", reports)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     entry = json.loads((reports / archive.MANIFEST).read_text())
     entry["recorded"] = "2020-01-01T00:00:00Z"
     entry["hash"] = archive.entry_hash(entry)
     (reports / archive.MANIFEST).write_text(archive.canonical(entry).decode() + "\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "opscheck",
-            "archive",
-            "verify",
-            "--ops-config",
-            str(config),
-            "--reports-dir",
-            str(reports),
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    proc = verify_cli("--ops-config", config, "--reports-dir", reports)
     assert proc.returncode == 1
     assert proc.stdout.startswith("manifest.sig: signs the head "), proc.stdout
 
@@ -402,7 +365,7 @@ def test_reports_from_before_the_archive_are_adopted_once(tmp_path):
             stem.with_suffix(suffix).write_text(stamp)
     (reports / "daily" / "20261101T020000Z-locust.html").write_text("locust")
     fake_run(reports, "daily", "20261201T020000Z")
-    assert verify_cli(reports).returncode == 1
+    assert verify_cli("--reports-dir", reports).returncode == 1
     proc = adopt_cli(reports)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[:2] == [

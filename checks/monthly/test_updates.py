@@ -2,26 +2,14 @@
 
 import pytest
 
-from opscheck.probes import ProbeError, packages
-
-
-@pytest.fixture
-def upgrade(cfg, state_dir):
-    try:
-        result = packages.simulate(cfg.packages.apt_config)
-    except packages.Unsupported as exc:
-        pytest.skip(str(exc))
-    except ProbeError as exc:
-        pytest.fail(f"no verdict: {exc}", pytrace=False)
-    now = packages.now()
-    return result, packages.remember(state_dir, result.security, now), now
+from opscheck.probes import packages
 
 
 @pytest.mark.monthly
 def test_system_updates_applied(upgrade, cfg, evidence):
     """보안 패치 적용 / 시스템 업데이트: every pending security update is younger than the
     limit (pending at least since its package list's Date, or since this suite first saw it)."""
-    result, first_seen, now = upgrade
+    result, first_seen, now = upgrade.result, upgrade.first_seen, upgrade.now
     limit = cfg.thresholds.security_update_max_age_days
     ages = sorted(
         ((packages.pending_days(p, first_seen, now), p) for p in result.security),

@@ -66,6 +66,24 @@ def series(
     return list(found.values())
 
 
+def stored_series(
+    db: Database,
+    check_ids: list[str],
+    unit: str,
+    days: int,
+    now: datetime,
+    by_name: bool = True,
+) -> list[Series]:
+    """`series` over the `days` before `now`; none stored is a ProbeError naming what lacks."""
+    found = series(db, check_ids, unit, now - timedelta(days=days), now, by_name)
+    if not found:
+        raise ProbeError(
+            f"the history ({db.where()}) holds no {' or '.join(check_ids)} values in {unit} "
+            f"from the last {days} days (the daily runs store them)"
+        )
+    return found
+
+
 @dataclass(frozen=True)
 class Weeks:
     """One series' values in the 7 days before `now` and in the 7 days before those."""
