@@ -200,3 +200,21 @@ def test_the_history_command_on_a_history_it_cannot_read(tmp_path):
     out = _cli("memory_usage", "--ops-config", str(cfg))
     assert out.returncode == 2 and len(out.stderr.splitlines()) == 1, out.stderr
     assert "Traceback" not in out.stderr and PASSWORD not in out.stderr
+
+
+def test_recent_gives_each_row_its_own_last_runs_oldest_first(history_url):
+    """The charts' read: a row absent from some runs still gets its own last n values."""
+
+    def run(i: int, nodeids: list[str]) -> dict:
+        checks = [
+            {"id": "c", "nodeid": nid, "evidence": [{"name": "v", "value": i, "unit": "%"}]}
+            for nid in nodeids
+        ]
+        return {"label": "daily", "started": f"2026-11-{i:02d}T00:00:00Z", "checks": checks}
+
+    every, odd = "checks/daily/t.py::test_a[local]", "checks/daily/t.py::test_b[local]"
+    h = db(history_url)
+    for i in range(1, 8):
+        h.call("w", "write_run", run(i, [every, odd] if i % 2 else [every]), f"s{i}")
+    got = h.call("r", "recent", [every, odd, "checks/daily/t.py::test_never"], 3)
+    assert got == {every: {"v": [5.0, 6.0, 7.0]}, odd: {"v": [3.0, 5.0, 7.0]}}

@@ -323,8 +323,39 @@ def recent(engine: Engine, nodeids: list[str], n: int) -> dict[str, dict[str, li
     first; one query for all the rows of a run."""
     if not nodeids:
         return {}
+    found: dict[str, dict[str, list[float]]] = {}
+    with engine.connect().execution_options(opscheck_read=True) as conn:
+        if not _has_schema(conn):
+            return {}
+        if conn.dialect.name == "postgresql":
+            rows = conn.execute(RECENT_PG, {"ids": list(dict.fromkeys(nodeids)), "n": n})
+        else:
+            rows = conn.execute(_recent_query(nodeids, n))
+        for nodeid, name, value in rows:
+            found.setdefault(nodeid, {}).setdefault(name, []).append(value)
+    return found
+
+
+# Each row's last n runs as an index range of (nodeid, run_id), one LATERAL subquery per
+# row: a short statement to compile and plan, whatever the number of rows.
+RECENT_PG = sa.text(
+    f"""
+    SELECT e.nodeid, e.name, e.value
+    FROM unnest(CAST(:ids AS text[])) AS row_(nodeid)
+    CROSS JOIN LATERAL (
+        SELECT r.run_id FROM {results.name} r
+        WHERE r.nodeid = row_.nodeid ORDER BY r.run_id DESC LIMIT :n
+    ) AS last
+    JOIN {evidence.name} e ON e.nodeid = row_.nodeid AND e.run_id = last.run_id
+    ORDER BY e.run_id, e.id
+    """
+)
+
+
+def _recent_query(nodeids: list[str], n: int) -> sa.Select:
+    """`recent` where LATERAL is missing (SQLite): a UNION ALL of the rows' index ranges."""
     parts = []
-    for nodeid in dict.fromkeys(nodeids):  # each row's last n runs: an index range each
+    for nodeid in dict.fromkeys(nodeids):
         runs_of = (
             sa.select(results.c.run_id)
             .where(results.c.nodeid == nodeid)
@@ -334,23 +365,16 @@ def recent(engine: Engine, nodeids: list[str], n: int) -> dict[str, dict[str, li
         )
         parts.append(sa.select(runs_of.c.run_id, sa.literal(nodeid).label("nodeid")))
     last = sa.union_all(*parts).subquery()
-    q = (
+    return (
         sa.select(evidence.c.nodeid, evidence.c.name, evidence.c.value)
         .select_from(
             evidence.join(
                 last, (evidence.c.run_id == last.c.run_id) & (evidence.c.nodeid == last.c.nodeid)
             )
         )
-        .where(evidence.c.nodeid.in_(nodeids))  # lets PostgreSQL use the index, not a scan
+        .where(evidence.c.nodeid.in_(nodeids))
         .order_by(evidence.c.run_id, evidence.c.id)
     )
-    found: dict[str, dict[str, list[float]]] = {}
-    with engine.connect().execution_options(opscheck_read=True) as conn:
-        if not _has_schema(conn):
-            return {}
-        for nodeid, name, value in conn.execute(q):
-            found.setdefault(nodeid, {}).setdefault(name, []).append(value)
-    return found
 
 
 def _between(q: sa.Select, since: str, until: str) -> sa.Select:
