@@ -186,8 +186,9 @@ def evidence(request: pytest.FixtureRequest) -> Recorder:
 
 
 @pytest.fixture
-def host(host_spec: str):
-    """The host under check (parametrized over `[hosts] targets`)."""
+def ops_host(host_spec: str):
+    """The host under check (parametrized over `[hosts] targets`). Not `host`: that is
+    pytest-testinfra's fixture, which stays free for the operators' own testinfra tests."""
     try:
         return host_for(host_spec)
     except ProbeError as exc:

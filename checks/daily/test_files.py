@@ -24,9 +24,9 @@ def _beyond(f, allowed: int, guide: str) -> tuple[bool, str]:
 
 
 @pytest.mark.daily
-def test_env_file_mode(host, cfg, evidence):
+def test_env_file_mode(ops_host, cfg, evidence):
     """.env 600: the secrets file has no permission bit beyond 600 and is owned by service.user."""
-    f = host.file(cfg.paths.env_file)
+    f = ops_host.file(cfg.paths.env_file)
     if not f.exists:
         evidence.breach(f"{f.path}: {f.error}")
     else:
@@ -43,7 +43,7 @@ def test_env_file_mode(host, cfg, evidence):
 
 
 @pytest.mark.daily
-def test_data_dir_modes(host, cfg, evidence):
+def test_data_dir_modes(ops_host, cfg, evidence):
     """디렉토리 755: data/, logs/ and chroma_db/ have no permission bit beyond 755."""
     dirs = (
         Path(cfg.paths.template_data).parent,
@@ -51,7 +51,7 @@ def test_data_dir_modes(host, cfg, evidence):
         Path(cfg.paths.chroma_dir),
     )
     for path in map(str, dirs):
-        f = host.file(path)
+        f = ops_host.file(path)
         if not f.exists:
             evidence.breach(f"{f.path}: {f.error}")
         elif not f.is_dir:

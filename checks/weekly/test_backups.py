@@ -68,10 +68,10 @@ def test_backup_integrity(cfg, evidence):
 
 
 @pytest.mark.weekly
-def test_backup_storage_capacity(host, cfg, evidence):
+def test_backup_storage_capacity(ops_host, cfg, evidence):
     """백업 저장소 용량 확인: the backup volume is under disk_percent and its free space holds
     backup_headroom_sets more sets at the newest set's size (retention frees one a night)."""
-    usage = host.disk_usage(cfg.paths.backup_dir)
+    usage = ops_host.disk_usage(cfg.paths.backup_dir)
     evidence.at_most(
         f"{usage.mount} space used", usage.space_percent, "%", cfg.thresholds.disk_percent
     )
