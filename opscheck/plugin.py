@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
-from opscheck import alerts, archive, history, lifecycle, rootdir, scrub, waivers
+from opscheck import alerts, archive, history, lifecycle, replicas, rootdir, scrub, waivers
 from opscheck import config as cfgmod
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
@@ -134,6 +134,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "mount" in metafunc.fixturenames:
         mounts = _watched_mounts(conf)
         metafunc.parametrize("mount", mounts, ids=mounts)
+    replicas.parametrize(metafunc, conf.service)
 
 
 def _watched_mounts(conf: cfgmod.Config) -> list[str]:
@@ -193,6 +194,19 @@ def ops_host(host_spec: str):
         return host_for(host_spec)
     except ProbeError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def service_target(
+    request: pytest.FixtureRequest, cfg: cfgmod.Config, evidence: Recorder
+) -> replicas.ServiceTarget:
+    """The service URL under check: `base_url`, or the load balancer or one replica
+    (parametrized over `[service] base_urls`), named in the evidence and the message."""
+    target = getattr(request, "param", None) or replicas.ServiceTarget(cfg.service.base_url)
+    if target.role:
+        evidence.subject = target.name
+        evidence.record(replicas.ROLES[target.role], target.label)
+    return target
 
 
 @pytest.hookimpl(wrapper=True)
