@@ -27,6 +27,8 @@ from opscheck.report import META, CheckMeta, ReportPaths, RunState, check_meta, 
 STEM = "opscheck_stem"  # workerinput key: the controller's report stem
 COLLECTED = "opscheck_collected"  # on a worker's first report: [[nodeid, meta], ...]
 WAIVER_COUNTS = "opscheck_waiver_counts"  # on each report: [[matched, applied, expired]]
+USAGE = "opscheck_usage_error"  # workeroutput: the usage error that stopped its collection
+COLLECTION_ERRORS = "opscheck_collection_errors"  # workeroutput: files it could not collect
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -77,11 +79,30 @@ class Worker:
         if self.session is not None:
             self.session.shouldstop = f"interrupted ({signal_name})"
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_collection(self, session: pytest.Session):
+        """A usage error at collection (a check without its cadence) is the controller's
+        to say, with exit code 4 as in a run without xdist."""
+        try:
+            return (yield)
+        except pytest.UsageError as exc:
+            output = session.config.workeroutput  # type: ignore[attr-defined]
+            output[USAGE], output[COLLECTED] = scrub.scrub(str(exc)), _checks(session)
+            raise
+
     @pytest.hookimpl(trylast=True)
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.collected = [
-            [i.nodeid, dataclasses.asdict(check_meta(i))] for i in session.items if META in i.stash
-        ]
+        self.collected = _checks(session)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """As pytest does without xdist: a check file that cannot be collected stops the
+        run before any check (xdist's own loop would run the others)."""
+        errors = session.testsfailed
+        if errors and not session.config.option.continue_on_collection_errors:
+            output = session.config.workeroutput  # type: ignore[attr-defined]
+            output[COLLECTION_ERRORS], output[COLLECTED] = errors, self.collected
+            raise session.Interrupted(collection_errors(errors))
 
     @pytest.hookimpl(wrapper=True)
     def pytest_report_to_serializable(self, config: pytest.Config, report):
@@ -106,6 +127,16 @@ class Worker:
         lifecycle.uninstall()
 
 
+def _checks(session: pytest.Session) -> list[list[Any]]:
+    """[[nodeid, meta], ...] of the checks among the session's items (as far as collected)."""
+    items = getattr(session, "items", [])
+    return [[i.nodeid, dataclasses.asdict(check_meta(i))] for i in items if META in i.stash]
+
+
+def collection_errors(n: int) -> str:
+    return f"{n} error{'s' if n != 1 else ''} during collection"  # pytest's own words
+
+
 class Controller:
     """The controller's part: tell workers the run's names, rebuild what reports carry."""
 
@@ -117,6 +148,20 @@ class Controller:
     def pytest_configure_node(self, node) -> None:
         node.workerinput[STEM] = str(self.state.paths.stem)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node, error: object | None) -> None:
+        """A worker that stopped at collection: the run stops as it would without xdist."""
+        output = getattr(node, "workeroutput", None) or {}
+        self._collected(output.get(COLLECTED))
+        if output.get(USAGE):
+            raise pytest.UsageError(output[USAGE])
+        if output.get(COLLECTION_ERRORS):
+            raise pytest.Session.Interrupted(collection_errors(output[COLLECTION_ERRORS]))
+
+    def _collected(self, collected: list[list[Any]] | None) -> None:
+        if collected and not self.state.collected:  # every worker collects the same checks
+            self.state.collected = {nodeid: CheckMeta(**m) for nodeid, m in collected}
+
     @pytest.hookimpl(wrapper=True)
     def pytest_report_from_serializable(self, config: pytest.Config, data: dict[str, Any]):
         collected = data.pop(COLLECTED, None)
@@ -125,8 +170,7 @@ class Controller:
         meta = getattr(report, "opscheck_meta", None)
         if isinstance(meta, dict):
             report.opscheck_meta = CheckMeta(**meta)
-        if collected and not self.state.collected:  # every worker collects the same checks
-            self.state.collected = {nodeid: CheckMeta(**m) for nodeid, m in collected}
+        self._collected(collected)
         if counts is not None:
             self._count_waivers(str(data.get("worker_id", "")), counts)
         return report
