@@ -41,7 +41,8 @@ def start_worker(config: pytest.Config, loaded: Loaded, waived: Any) -> RunState
     stem = config.workerinput.get(STEM)  # type: ignore[attr-defined]
     if not stem:
         raise pytest.UsageError("opscheck: an xdist worker without its controller's run")
-    state = RunState(config, loaded, ReportPaths(Path(stem)), label_for(config.option.markexpr or ""))
+    label = label_for(config.option.markexpr or "")
+    state = RunState(config, loaded, ReportPaths(Path(stem)), label)
     heartbeat = loaded.config.alerts.heartbeat_url.replace("{label}", state.label)
     scrub.learn([heartbeat])  # as the controller's alerts.Outbound does
     if waived is not None:
