@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from opscheck import history, lifecycle, scrub, writers
+from opscheck import history, lifecycle, scrub
 from opscheck.config import Loaded
 from opscheck.report import META, CheckMeta, ReportPaths, RunState, check_meta, label_for
 
@@ -29,6 +30,8 @@ COLLECTED = "opscheck_collected"  # on a worker's first report: [[nodeid, meta],
 WAIVER_COUNTS = "opscheck_waiver_counts"  # on each report: [[matched, applied, expired]]
 USAGE = "opscheck_usage_error"  # workeroutput: the usage error that stopped its collection
 COLLECTION_ERRORS = "opscheck_collection_errors"  # workeroutput: files it could not collect
+PROBLEMS = "opscheck_problems"  # workeroutput: what the worker could not remove
+SCRUBBED = "opscheck_scrubbed"  # on a report whose text was masked: its crash line, or None
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -113,6 +116,9 @@ class Worker:
         meta = data.get("opscheck_meta")
         if isinstance(meta, CheckMeta):
             data["opscheck_meta"] = dataclasses.asdict(meta)
+        if isinstance(report.longrepr, scrub.Scrubbed):  # pytest sends only its text
+            crash = report.longrepr.reprcrash
+            data[SCRUBBED] = None if crash is None else [crash.path, crash.lineno, crash.message]
         if self.collected is not None:
             data[COLLECTED], self.collected = self.collected, None
         waivers = self.state.waivers
@@ -121,8 +127,10 @@ class Worker:
         return data
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Stop what this worker started, remove its scratch (the controller cannot)."""
-        writers.say([f"scratch not removed: {p}" for p in lifecycle.cleanup()])
+        """Stop what this worker started, remove its scratch (the controller cannot); what
+        could not be removed goes to the controller, for the JSON and stderr."""
+        problems = [f"scratch not removed: {p}" for p in lifecycle.cleanup()]
+        session.config.workeroutput[PROBLEMS] = problems  # type: ignore[attr-defined]
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         lifecycle.uninstall()
@@ -132,6 +140,14 @@ def _checks(session: pytest.Session) -> list[list[Any]]:
     """[[nodeid, meta], ...] of the checks among the session's items (as far as collected)."""
     items = getattr(session, "items", [])
     return [[i.nodeid, dataclasses.asdict(check_meta(i))] for i in items if META in i.stash]
+
+
+CRASH = ("path", "lineno", "message")
+
+
+def _crash(fields: list[Any] | None) -> SimpleNamespace | None:
+    """A masked failure's crash line (path, line, message) back in the shape pytest's has."""
+    return None if fields is None else SimpleNamespace(**dict(zip(CRASH, fields, strict=True)))
 
 
 def collection_errors(n: int) -> str:
@@ -153,6 +169,7 @@ class Controller:
     def pytest_testnodedown(self, node, error: object | None) -> None:
         """A worker that stopped at collection: the run stops as it would without xdist."""
         output = getattr(node, "workeroutput", None) or {}
+        self.state.problems += output.get(PROBLEMS, [])
         self._collected(output.get(COLLECTED))
         if output.get(USAGE):
             raise pytest.UsageError(output[USAGE])
@@ -167,10 +184,13 @@ class Controller:
     def pytest_report_from_serializable(self, config: pytest.Config, data: dict[str, Any]):
         collected = data.pop(COLLECTED, None)
         counts = data.pop(WAIVER_COUNTS, None)
+        scrubbed = data.pop(SCRUBBED, False)
         report = yield
         meta = getattr(report, "opscheck_meta", None)
         if isinstance(meta, dict):
             report.opscheck_meta = CheckMeta(**meta)
+        if scrubbed is not False:  # the masked failure with its crash line, as on the worker
+            report.longrepr = scrub.Scrubbed(str(report.longrepr), _crash(scrubbed))
         self._collected(collected)
         if counts is not None:
             self._count_waivers(str(data.get("worker_id", "")), counts)

@@ -134,10 +134,6 @@ class Running:
     report: pytest.TestReport | None = None
 
 
-def last_props(report: pytest.TestReport | None) -> list[tuple[str, object]]:
-    return list(report.user_properties) if report is not None else []
-
-
 @dataclass
 class Entry:
     """One row of the JSON report."""
@@ -170,7 +166,8 @@ def _message(report: pytest.TestReport) -> str:
     if isinstance(longrepr, tuple):  # a skip: (path, lineno, reason)
         return scrub(str(longrepr[2]).removeprefix("Skipped: "))
     crash = getattr(longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else report.longreprtext
+    # str(), not report.longreprtext: under xdist that starts with the worker's line
+    text = crash.message if crash is not None else str(longrepr or "")
     for prefix in ("Failed: ", "Skipped: "):
         text = text.removeprefix(prefix)
     return scrub(text.strip())
@@ -411,7 +408,7 @@ class RunState:
         if meta is None or (entry is not None and entry.outcome):
             return
         self._entry(nodeid, meta)
-        last = running.report
+        last = running.report  # under xdist: the worker's last report of this check
         report = pytest.TestReport(
             nodeid,
             item.location if item is not None else running.location,
@@ -419,7 +416,9 @@ class RunState:
             "failed",
             f"interrupted ({signal_name})",
             "teardown",
-            user_properties=item.user_properties if item is not None else last_props(last),
+            user_properties=(
+                item.user_properties if item is not None else getattr(last, "user_properties", [])
+            ),
         )
         for attr in WORKER_ATTRS:  # junitxml pairs a worker's reports by these
             if hasattr(last, attr):
@@ -449,8 +448,8 @@ class RunState:
 
     def _in_order(self) -> list[Entry]:
         """The rows in collection order (xdist's workers finish them in any order)."""
-        session = self.session
-        order = {n: i for i, n in enumerate(self._planned(session) if session else {})}
+        planned = self._planned(self.session) if self.session is not None else {}
+        order = {nodeid: n for n, nodeid in enumerate(planned)}
         return sorted(self.entries.values(), key=lambda e: order.get(e.nodeid, len(order)))
 
     def summary_html(self) -> str:

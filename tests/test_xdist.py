@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from tests.conftest import REPO, Run
+from tests.conftest import REPO, Run, run_pytest
 from tests.test_interrupts import Started, triple
 from tests.test_plugin import html_data, make_suite
 
@@ -219,3 +219,51 @@ def _connected(run: Started, port: int) -> bool:
             return True
     time.sleep(0.1)
     return False
+
+
+LEAKY = """
+
+@pytest.mark.daily
+def test_leaky():
+    '''서비스 정상 실행 확인: fails naming a secret of the .env.'''
+    assert "Cnry9Env8Key7qXw" == "other", "upstream refused key=Cnry9Env8Key7qXw"
+"""
+
+
+def test_waivers_and_masked_failures_under_xdist_as_without(tmp_path):
+    """A waiver applied on one worker, an expired one on another, one matching nothing,
+    a failure whose text was masked: the JSON's waivers and rows, the XML's messages and
+    the terminal's notes are the serial run's. Before: under xdist the expired waiver's
+    and the masked failure's messages began with the worker's "[gw0] linux -- Python"
+    line, and the masked one was the whole traceback instead of its assertion."""
+    from tests.test_waivers import CHECKS, DATA_WAIVER
+
+    checks = CHECKS + CHECKS.replace("test_fine", "test_fine_b").replace("test_disk", "test_disk_b")
+    expired = DATA_WAIVER.replace('"disk"', '"disk_b"').replace("2099-01-31", "2020-01-31")
+    docs, notes, messages = [], [], []
+    for n, extra in enumerate([[], ["-n", "2"]]):
+        suite = tmp_path / f"suite-{n}"
+        suite.mkdir()
+        make_suite(suite, {"checks/daily/test_x.py": checks + LEAKY})
+        (suite / "waivers.toml").write_text(
+            DATA_WAIVER + expired + DATA_WAIVER.replace('"disk"', '"none"')
+        )
+        (suite / ".env").write_text("PAYMENT_API_KEY=Cnry9Env8Key7qXw\n")
+        (suite / "opscheck.toml").write_text(f'[paths]\nenv_file = "{suite / ".env"}"\n')
+        proc = run_pytest([*DAILY, *extra], cwd=suite)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        doc, _, xml = triple(suite / "reports")
+        docs.append(doc)
+        terminal = proc.stdout.replace(str(suite), "SUITE")
+        notes.append(sorted(re.findall(r"opscheck: waiver .*", terminal)))
+        messages.append(sorted(re.findall(r'message="[^"]*"', xml.read_text())))
+        assert "Cnry9Env8Key7qXw" not in proc.stdout + proc.stderr + xml.read_text()
+    serial, parallel = docs
+    assert [w["status"] for w in serial["waivers"]] == ["applied", "expired", "unmatched"]
+    assert parallel["waivers"] == serial["waivers"]
+    outcomes = [(c["nodeid"], c["outcome"], c["message"]) for c in serial["checks"]]
+    assert outcomes == [(c["nodeid"], c["outcome"], c["message"]) for c in parallel["checks"]]
+    leaky = next(c for c in parallel["checks"] if c["id"] == "leaky")
+    assert leaky["message"].startswith("AssertionError: upstream refused key=[redacted]")
+    assert messages[0] == messages[1]
+    assert notes[0] == notes[1] and len(notes[0]) == 2
