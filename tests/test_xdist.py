@@ -76,6 +76,12 @@ def _html_rows(path: Path) -> dict[str, list[str]]:
 OURS = re.compile(r'<td class="col-(check|evidence)">')
 
 
+def _html_extras(path: Path) -> dict[str, list[str]]:
+    """nodeid -> the kinds of its rows' extras (attached HTML, links)."""
+    tests = html_data(path.read_text())["tests"]
+    return {n: [e["format_type"] for r in rows for e in r["extras"]] for n, rows in tests.items()}
+
+
 def _xml_props(path: Path) -> list[str]:
     return sorted(
         _shape(p) for p in re.findall(r'<property name="[^"]+" value="[^"]*"', path.read_text())
@@ -100,6 +106,9 @@ def test_healthy_daily_run_under_xdist_equals_the_serial_run(sandbox, run_checks
     cells = [cell for cells in rows.values() for cell in cells]
     assert len(cells) == 2 * len(rows) and any("<svg/>" in c for c in cells)  # with charts
     assert _xml_props(files[".xml"]) == _xml_props(serial_files[".xml"])
+    extras = _html_extras(files[".html"])
+    assert extras == _html_extras(serial_files[".html"])
+    assert any(extras.values())  # the log checks' attached tables
 
 
 def test_faulted_daily_run_under_xdist_fails_the_same_checks(sandbox_factory, run_checks):
