@@ -165,6 +165,17 @@ class Controller:
     def pytest_configure_node(self, node) -> None:
         node.workerinput[STEM] = str(self.state.paths.stem)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session):
+        """`-x` or `--maxfail` reached: xdist raises its Interrupted (exit 2) where pytest
+        alone just stops (exit 1). Only a signal is an interruption."""
+        try:
+            return (yield)
+        except KeyboardInterrupt:
+            if lifecycle.interrupted() or not session.shouldfail:
+                raise
+            return True
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node, error: object | None) -> None:
         """A worker that stopped at collection: the run stops as it would without xdist."""

@@ -276,3 +276,21 @@ def test_waivers_and_masked_failures_under_xdist_as_without(tmp_path):
     assert leaky["message"].startswith("AssertionError: upstream refused key=[redacted]")
     assert messages[0] == messages[1]
     assert notes[0] == notes[1] and len(notes[0]) == 2
+
+
+def test_maxfail_under_xdist_exits_1_as_without(tmp_path):
+    """`-x`: pytest alone stops with exit 1; before, xdist's own stop made it exit 2,
+    the code of a run interrupted by a signal."""
+    from tests.test_plugin import GOOD
+
+    codes = []
+    for n, extra in enumerate([[], ["-n", "2"]]):
+        suite = tmp_path / f"suite-{n}"
+        suite.mkdir()
+        make_suite(suite, {"checks/daily/test_x.py": GOOD})
+        proc = run_pytest([*DAILY, "-x", *extra], cwd=suite)
+        doc = triple(suite / "reports")[0]
+        assert "stopping after 1 failures" in proc.stdout, proc.stdout + proc.stderr
+        assert doc["status"] == "finished" and {c["id"] for c in doc["checks"]} >= {"broken"}
+        codes.append((proc.returncode, doc["exit_code"]))
+    assert codes == [(1, 1), (1, 1)]
