@@ -294,3 +294,57 @@ def test_maxfail_under_xdist_exits_1_as_without(tmp_path):
         assert doc["status"] == "finished" and {c["id"] for c in doc["checks"]} >= {"broken"}
         codes.append((proc.returncode, doc["exit_code"]))
     assert codes == [(1, 1), (1, 1)]
+
+
+TWO_CADENCES = """
+@pytest.mark.daily
+@pytest.mark.weekly
+def test_two():
+    '''서비스 정상 실행 확인: two cadences.'''
+
+
+@pytest.mark.daily
+def test_fine():
+    '''서비스 정상 실행 확인: fine.'''
+"""
+
+BAD_IMPORT = """
+import no_such_module_here
+
+
+@pytest.mark.daily
+def test_unreachable():
+    '''서비스 정상 실행 확인: its file does not import.'''
+"""
+
+FINE = """
+@pytest.mark.daily
+def test_fine():
+    '''서비스 정상 실행 확인: fine.'''
+"""
+
+
+def test_collection_stops_under_xdist_as_without(tmp_path):
+    """A check with two cadences: exit 4 naming it; a check file that does not import:
+    exit 2, nothing run. Before, under xdist: exit 3 (an INTERNALERROR of xdist's
+    scheduler), and exit 1 with the other files' checks run."""
+    cases = {
+        "usage": ({"checks/daily/test_x.py": TWO_CADENCES}, 4),
+        "import": ({"checks/daily/test_a.py": BAD_IMPORT, "checks/daily/test_b.py": FINE}, 2),
+    }
+    for name, (files, code) in cases.items():
+        runs = []
+        for n, extra in enumerate([[], ["-n", "2"]]):
+            suite = tmp_path / f"{name}-{n}"
+            suite.mkdir()
+            make_suite(suite, files)
+            proc = run_pytest([*DAILY, *extra], cwd=suite)
+            doc = triple(suite / "reports")[0]
+            rows = [(c["nodeid"], c["outcome"], c["message"]) for c in doc["checks"]]
+            runs.append((proc.returncode, doc["exit_code"], rows))
+            assert "INTERNALERROR" not in proc.stdout + proc.stderr
+            if name == "usage":
+                assert "test_two: a check needs exactly one cadence marker" in proc.stderr
+            else:
+                assert "Interrupted: 1 error during collection" in proc.stdout
+        assert runs[0] == runs[1] and runs[0][:2] == (code, code), runs
