@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
-from opscheck import alerts, archive, history, lifecycle, replicas, rootdir, scrub, waivers
+from opscheck import (
+    alerts,
+    archive,
+    history,
+    lifecycle,
+    parallel,
+    replicas,
+    rootdir,
+    scrub,
+    waivers,
+)
 from opscheck import config as cfgmod
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
@@ -65,6 +75,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(scrub.scrub(str(exc))) from None
     scrub.learn(scrub.env_file_secrets(loaded.config.paths.env_file))  # in memory only
     waived = waivers.load(loaded, config.rootpath)  # a bad waivers file: one usage error
+    if parallel.is_worker(config):  # an xdist worker: checks only, the controller writes
+        config.stash[STATE] = parallel.start_worker(config, loaded, waived)
+        return
     state = RunState.start(config, loaded)
     config.stash[STATE] = state
     if waived is not None:
@@ -76,6 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(state, "opscheck-run")
     config.pluginmanager.register(alerts.Outbound(state), "opscheck-alerts")
     config.pluginmanager.register(history.Hook(state), "opscheck-history")
+    config.pluginmanager.register(parallel.Controller(state), "opscheck-xdist")
     # From here on SIGTERM and SIGINT stop children, remove scratch, make the check in
     # progress an error, finish the reports and exit with code 2.
     lifecycle.install(state.stop)
@@ -258,7 +272,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Last line of defence: the written reports hold no learned secret."""
     state = config.stash.get(STATE, None)
-    if state is not None:
+    if state is not None and not parallel.is_worker(config):
         lifecycle.uninstall()
         for path in (state.paths.html, state.paths.xml, state.paths.json):
             scrub.scrub_file(path)

@@ -123,6 +123,17 @@ def _check_meta(item: pytest.Item) -> CheckMeta:
     )
 
 
+WORKER_ATTRS = ("node", "worker_id", "item_index", "testrun_uid")
+
+
+@dataclass
+class Running:
+    """A check started and not finished: where it is, and its last report so far."""
+
+    location: tuple[str, int | None, str]
+    report: pytest.TestReport | None = None
+
+
 @dataclass
 class Entry:
     """One row of the JSON report."""
@@ -155,7 +166,8 @@ def _message(report: pytest.TestReport) -> str:
     if isinstance(longrepr, tuple):  # a skip: (path, lineno, reason)
         return scrub(str(longrepr[2]).removeprefix("Skipped: "))
     crash = getattr(longrepr, "reprcrash", None)
-    text = crash.message if crash is not None else report.longreprtext
+    # str(), not report.longreprtext: under xdist that starts with the worker's line
+    text = crash.message if crash is not None else str(longrepr or "")
     for prefix in ("Failed: ", "Skipped: "):
         text = text.removeprefix(prefix)
     return scrub(text.strip())
@@ -184,7 +196,8 @@ class RunState:
         self.started = datetime.now(UTC)
         self.host = socket.gethostname()
         self.entries: dict[str, Entry] = {}
-        self.current = ""  # the nodeid of the check being run
+        self.running: dict[str, Running] = {}  # checks started, not finished (one per worker)
+        self.collected: dict[str, CheckMeta] = {}  # the selected checks, as workers collected
         self.guard = writers.Guard(paths.html, paths.xml)
         self.problems: list[str] = []  # what could not be written or removed
         self.doc: dict[str, Any] = {}
@@ -258,15 +271,22 @@ class RunState:
             ]
             props += [("evidence", _evidence_text(e.as_dict())) for e in ev]
             item.user_properties.extend(props)
-        entry = self.entries.get(report.nodeid)
+
+    def _entry(self, nodeid: str, meta: CheckMeta) -> Entry:
+        entry = self.entries.get(nodeid)
         if entry is None:
-            entry = Entry(meta.id, report.nodeid, meta.cadence, meta.severity, meta.guide_line)
-            self.entries[report.nodeid] = entry
+            entry = Entry(meta.id, nodeid, meta.cadence, meta.severity, meta.guide_line)
+            self.entries[nodeid] = entry
+        return entry
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        entry = self.entries.get(report.nodeid)
-        if entry is None:
+        """Every row is built from its reports alone (under xdist they come from workers)."""
+        meta = getattr(report, "opscheck_meta", None)
+        if not isinstance(meta, CheckMeta):
             return
+        entry = self._entry(report.nodeid, meta)
+        if report.nodeid in self.running:
+            self.running[report.nodeid].report = report
         entry.duration_s += report.duration
         evidence = getattr(report, "opscheck_evidence", None)
         if evidence:
@@ -303,11 +323,11 @@ class RunState:
         if self.session is not None:
             self.session.shouldstop = f"interrupted ({signal_name})"
 
-    def pytest_runtest_logstart(self, nodeid: str) -> None:
-        self.current = nodeid
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.running[nodeid] = Running(location)
 
     def pytest_runtest_logfinish(self, nodeid: str) -> None:
-        self.current = ""
+        self.running.pop(nodeid, None)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
@@ -365,33 +385,48 @@ class RunState:
                 "sha256": self.loaded.sha256,
             },
             "reports": {"html": self.paths.html.name, "xml": self.paths.xml.name},
-            "checks": [e.as_dict() for e in self.entries.values()],
+            "checks": [e.as_dict() for e in self._in_order()],
             **({"waivers": self.waivers.summary()} if self.waivers else {}),
         }
 
     def _close_interrupted(self, session: pytest.Session, signal_name: str) -> None:
-        """The check a signal cut short gets its report, an error, in every output."""
-        item = next((i for i in session.items if i.nodeid == self.current), None)
-        entry = self.entries.get(self.current)
-        if item is None or META not in item.stash or (entry is not None and entry.outcome):
+        """Each check a signal cut short (one, or one per xdist worker) gets its report,
+        an error, in every output."""
+        for nodeid, running in list(self.running.items()):
+            self._close_one(session, nodeid, running, signal_name)
+        self.running.clear()
+
+    def _close_one(
+        self, session: pytest.Session, nodeid: str, running: Running, signal_name: str
+    ) -> None:
+        item = next((i for i in session.items if i.nodeid == nodeid), None)
+        if item is not None:
+            meta = check_meta(item) if META in item.stash else None
+        else:
+            meta = self.collected.get(nodeid) or getattr(running.report, "opscheck_meta", None)
+        entry = self.entries.get(nodeid)
+        if meta is None or (entry is not None and entry.outcome):
             return
-        if entry is None:
-            meta = check_meta(item)
-            entry = Entry(meta.id, item.nodeid, meta.cadence, meta.severity, meta.guide_line)
-            self.entries[item.nodeid] = entry
+        self._entry(nodeid, meta)
+        last = running.report  # under xdist: the worker's last report of this check
         report = pytest.TestReport(
-            item.nodeid,
-            item.location,
-            {k: 1 for k in item.keywords},
+            nodeid,
+            item.location if item is not None else running.location,
+            {k: 1 for k in item.keywords} if item is not None else {},
             "failed",
             f"interrupted ({signal_name})",
             "teardown",
-            user_properties=item.user_properties,
+            user_properties=(
+                item.user_properties if item is not None else getattr(last, "user_properties", [])
+            ),
         )
+        for attr in WORKER_ATTRS:  # junitxml pairs a worker's reports by these
+            if hasattr(last, attr):
+                setattr(report, attr, getattr(last, attr))
         report.opscheck_interrupted = signal_name  # type: ignore[attr-defined]
-        report.opscheck_meta = check_meta(item)  # type: ignore[attr-defined]
-        item.ihook.pytest_runtest_logreport(report=report)
-        self.current = ""
+        report.opscheck_meta = meta  # type: ignore[attr-defined]
+        hook = item.ihook if item is not None else session.config.hook
+        hook.pytest_runtest_logreport(report=report)
 
     def _settle(self, session: pytest.Session, signal_name: str) -> None:
         """No outcome is assumed: a check with none measured is an error, a check the run
@@ -400,18 +435,22 @@ class RunState:
             if not entry.outcome:
                 entry.outcome, entry.message = "error", "no outcome was measured"
         why = f"the run was interrupted ({signal_name})" if signal_name else "the run stopped"
-        for item in session.items:
-            if META in item.stash and item.nodeid not in self.entries:
-                meta = check_meta(item)
-                self.entries[item.nodeid] = Entry(
-                    meta.id,
-                    item.nodeid,
-                    meta.cadence,
-                    meta.severity,
-                    meta.guide_line,
-                    outcome="not run",
-                    message=f"not run: {why} before it",
-                )
+        for nodeid, meta in self._planned(session).items():
+            if nodeid not in self.entries:
+                entry = self._entry(nodeid, meta)
+                entry.outcome, entry.message = "not run", f"not run: {why} before it"
+
+    def _planned(self, session: pytest.Session) -> dict[str, CheckMeta]:
+        """The selected checks in collection order: this process's items, or under xdist
+        what the workers collected (the controller collects nothing)."""
+        here = {i.nodeid: check_meta(i) for i in session.items if META in i.stash}
+        return here or dict(self.collected)
+
+    def _in_order(self) -> list[Entry]:
+        """The rows in collection order (xdist's workers finish them in any order)."""
+        planned = self._planned(self.session) if self.session is not None else {}
+        order = {nodeid: n for n, nodeid in enumerate(planned)}
+        return sorted(self.entries.values(), key=lambda e: order.get(e.nodeid, len(order)))
 
     def summary_html(self) -> str:
         """The HTML report's opening summary (opscheck.render.summary)."""

@@ -34,6 +34,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from opscheck.probes import ProbeError
+from opscheck.writers import write_atomic
 
 
 class Unsupported(Exception):
@@ -227,9 +228,8 @@ def remember(state_dir: Path, pending: list[Pending], now: datetime) -> dict[str
         key = f"{p.package} {p.candidate}"
         kept[key] = seen.get(key) or now.isoformat()
     state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(kept, indent=1, sort_keys=True))
-    tmp.replace(path)
+    # A temp file of its own: two xdist workers may remember at the same time.
+    write_atomic(path, json.dumps(kept, indent=1, sort_keys=True))
     out = {}
     for key, text in kept.items():
         try:
