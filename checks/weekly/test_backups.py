@@ -68,6 +68,7 @@ def test_backup_integrity(cfg, evidence):
 
 
 @pytest.mark.weekly
+@pytest.mark.role("backup")
 def test_backup_storage_capacity(ops_host, cfg, evidence):
     """백업 저장소 용량 확인: the backup volume is under disk_percent and its free space holds
     backup_headroom_sets more sets at the newest set's size (retention frees one a night)."""
