@@ -130,5 +130,5 @@ def _reads(check: str, params: dict, conf: cfgmod.Config) -> list[remote.Read]:
     if check == "test_data_dir_modes":
         return [remote.file_read(str(d)) for d in data_dirs(paths)]
     if check == "test_backup_storage_capacity":
-        return [remote.disk_read(paths.backup_dir)]
+        return [remote.disk_read(paths.backup_dir), remote.list_read(paths.backup_dir)]
     return []

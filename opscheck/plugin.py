@@ -226,7 +226,8 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         return (yield)
     except ProbeError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason = str(exc)
+    pytest.fail(reason, pytrace=False)  # outside the except: no "During handling of" chain
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -159,6 +159,24 @@ def test_local_and_ssh_read_the_same_machine(ssh_fleet, hosts, tmpfs):
     assert 0 <= ssh.cpu_percent(0.3) <= 100
 
 
+def test_a_backup_dir_listed_over_ssh_is_the_same_inventory(ssh_fleet, hosts, tmp_path):
+    from opscheck.probes import backups
+
+    (sshd,) = ssh_fleet.start(1)
+    d = tmp_path / "bk"
+    d.mkdir()
+    for name in ("chroma_db_20261130_020000.tar.gz", "template_data_20261130_020000.json"):
+        (d / name).write_bytes(b"x" * 1234)
+    (d / "notes.txt").write_text("x")
+    (d / "config_20261130_020000.tar.gz").mkdir()
+    (d / "logs_20261130_020000.tar.gz").symlink_to(d / "notes.txt")
+    here = backups.scan(str(d), None)
+    there = backups.scan_on(hosts().host(sshd.spec()), str(d), None)
+    assert there == here
+    with pytest.raises(ProbeError, match=r"list .*nope: No such file or directory"):
+        hosts().host(sshd.spec()).list_dir(str(d / "nope"))
+
+
 def test_paramiko_keeps_one_connection(ssh_fleet, hosts):
     (sshd,) = ssh_fleet.start(1)
     host = hosts().host(sshd.spec("paramiko"))
@@ -341,6 +359,22 @@ def test_hosts_option_and_roles(sandbox_factory, run_checks, ssh_fleet):
     assert set(_by_host(run, "env_file_mode")) == {a.label}
     assert set(_by_host(run, "data_dir_modes")) == {a.label}
     assert set(_by_host(run, "backup_storage_capacity")) == {b.label}
+
+
+@pytest.mark.slow
+def test_backup_capacity_on_a_remote_backup_host(sandbox_factory, run_checks, ssh_fleet):
+    """The backup host's volume and its own listing size the headroom (not this machine's)."""
+    (sshd,) = ssh_fleet.start(1)
+    sb = sandbox_factory("down")
+    run = run_checks(
+        _config(sb, ssh_fleet, ["local://", sshd.spec()]), "-m", "weekly", "-k", "capacity"
+    )
+    rows = _by_host(run, "backup_storage_capacity")
+    assert rows["local"]["outcome"] == rows[sshd.label]["outcome"] == "passed", rows
+    size = [e for e in rows["local"]["evidence"] if e["name"].startswith("newest set")]
+    there = [e for e in rows[sshd.label]["evidence"] if "newest set" in e["name"]]
+    assert size and [e["value"] for e in size] == [e["value"] for e in there]
+    assert there[0]["name"] == f"{sshd.label}: {size[0]['name']}"
 
 
 @pytest.mark.slow

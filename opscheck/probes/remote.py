@@ -41,6 +41,7 @@ import psutil
 
 from opscheck import lifecycle, scrub
 from opscheck.probes import ProbeError
+from opscheck.probes.backups import Listed
 from opscheck.probes.host import DiskUsage, FileState, LocalHost, host_label, is_local
 
 MARGIN_S = 2.0  # beyond the deadline, for a backend that does not bound itself
@@ -144,6 +145,7 @@ _MOUNT = (
 )
 _DISK = "m=$({mount}) && printf '%s\\n' \"$m\" && stat -f -c '%S %b %f %a %c %d' -- \"$m\""
 _FILE = "stat -L -c '%f %u %U' -- {p}"
+_LIST = "find -L {p} -mindepth 1 -maxdepth 1 -printf '%y %s %T@ %f\\0'"
 
 
 @dataclass(frozen=True)
@@ -208,6 +210,19 @@ def file_read(path: str) -> Read:
         return file_state(path, out.strip().splitlines()[-1])
 
     return Read(f"file {path}", f"stat {path}", _FILE.format(p=shlex.quote(path)), finish)
+
+
+def list_read(path: str) -> Read:
+    def finish(rc: int, out: str, err: str) -> list[Listed]:
+        if rc != 0:
+            raise _Failed(_last_line(err).rsplit(": ", 1)[-1] or f"find exited {rc}")
+        rows = []
+        for record in filter(None, out.split("\0")):
+            kind, size, mtime, name = record.split(" ", 3)
+            rows.append(Listed(name, int(size), float(mtime), kind == "f"))
+        return rows
+
+    return Read(f"list {path}", f"list {path}", _LIST.format(p=shlex.quote(path)), finish)
 
 
 class _Failed(Exception):
@@ -286,6 +301,11 @@ class RemoteHost:
     def file(self, path: str) -> FileState:
         """Mode, owner and kind of `path` (following symlinks, as os.stat)."""
         return self.read(file_read(path))
+
+    def list_dir(self, path: str) -> list[Listed]:
+        """The entries of a directory: name, size, mtime, regular file or not (symlinks
+        followed, as os.scandir's is_file and stat)."""
+        return self.read(list_read(path))
 
     # -- reading --
 
