@@ -6,6 +6,7 @@ this machine, so a host read through SSH must give what `local://` gives.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -254,6 +255,7 @@ def test_one_run_covers_local_and_ssh_with_the_same_numbers(sandbox_factory, run
     sb = sandbox_factory("down")
     run = run_checks(_config(sb, ssh_fleet, ["local://", sshd.spec()]), *HOST_CHECKS)
     assert run.exit_code == 0, run.stdout[-3000:]
+    assert not masters_to(sshd.port), "the run's ssh master outlived it"
     cpu = _by_host(run, "cpu_usage")
     assert set(cpu) == {"local", sshd.label}
     assert all(0 <= e["evidence"][0]["value"] <= 100 for e in cpu.values())
@@ -283,6 +285,7 @@ def test_unreachable_hosts_fail_with_their_reason_and_spare_the_others(
     sb = sandbox_factory("down")
     run = run_checks(_config(sb, ssh_fleet, targets, timeout_s=2), *HOST_CHECKS)
     assert run.exit_code == 1
+    assert not masters_to(good.port), "the run's ssh master outlived it"
     for check in ("cpu_usage", "memory_usage", "env_file_mode", "data_dir_modes"):
         rows = _by_host(run, check)
         assert rows[good.label]["outcome"] == "passed", rows[good.label]
@@ -392,3 +395,78 @@ def test_labels_of_every_spec_kind():
     assert host_label("paramiko://app:pw@10.0.0.6:2200") == "app@10.0.0.6:2200"
     assert host_label("docker://web") == "web"
     assert shutil.which("ssh"), "openssh-client is needed for ssh://"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_masters_and_the_hung_connection(
+    sandbox_factory, ssh_fleet, silent_server, tmp_path
+):
+    """Mid-run (one host's master up, another host hung): SIGTERM leaves no ssh behind."""
+    import os
+    import signal
+    import sys
+    import uuid
+
+    from tests.conftest import REPO, RUN_TAG, left_behind
+
+    (good,) = ssh_fleet.start(1)
+    sb = sandbox_factory("down")
+    hung = f"ssh://root@127.0.0.1:{silent_server.port}"
+    cfg = _config(sb, ssh_fleet, [good.spec(), hung], timeout_s=60)
+    tag = uuid.uuid4().hex
+    env = {**{k: v for k, v in os.environ.items() if k != "OPSCHECK_CONFIG"}, RUN_TAG: tag}
+    args = [sys.executable, "-m", "pytest", *HOST_CHECKS, "--ops-config", str(cfg)]
+    args += ["--reports-dir", str(tmp_path / "reports")]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        masters: list[psutil.Process] = []
+        while not masters and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.2)
+            masters = masters_to(good.port)
+        assert masters, "no ssh master came up"
+        assert any(p.name() == "ssh" for p in _tagged(tag))  # the hung host's client
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 2, out[-2000:]
+    assert not left_behind(tag), "a process of the run outlived it"
+    assert not masters_to(good.port), "an ssh master outlived the run"
+    assert not any(Path(p).exists() for p in _control_dirs(masters))
+
+
+def masters_to(port: int) -> list[psutil.Process]:
+    """Live ssh masters ("ssh: <socket> [mux]") connected to 127.0.0.1:`port`. (A master's
+    title overwrites its environment, so the run's tag cannot find it.)"""
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if "[mux]" not in " ".join(p.cmdline()) or p.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if any(c.raddr and c.raddr.port == port for c in p.net_connections("tcp")):
+                found.append(p)
+    return found
+
+
+def _tagged(tag: str) -> list[psutil.Process]:
+    from tests.conftest import RUN_TAG
+
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.environ().get(RUN_TAG) == tag and p.status() != psutil.STATUS_ZOMBIE:
+                found.append(p)
+    return found
+
+
+def _control_dirs(masters: list[psutil.Process]) -> list[str]:
+    """The private dirs the masters' sockets were in (from their titles)."""
+    dirs = []
+    for p in masters:
+        with contextlib.suppress(psutil.Error):
+            found = re.search(r"ssh: (\S+)/\d+ \[mux\]", " ".join(p.cmdline()))
+            if found:
+                dirs.append(found.group(1))
+    return dirs
