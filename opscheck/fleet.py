@@ -27,7 +27,7 @@ class TargetsError(ValueError):
 @dataclass
 class Targets:
     specs: list[str]  # every host, ansible groups expanded
-    origin: dict[str, str] = field(default_factory=dict)  # spec -> the target it came from
+    origins: dict[str, set[str]] = field(default_factory=dict)  # spec -> targets it came from
     roles: dict[str, list[str]] = field(default_factory=dict)  # listed roles -> their specs
 
     def for_role(self, role: str | None) -> list[str]:
@@ -70,11 +70,13 @@ def resolve(hosts: cfgmod.Hosts) -> Targets:
     except ProbeError as exc:
         raise TargetsError(f"[hosts] targets: {exc}") from None
     specs = list(dict.fromkeys(spec for spec, _ in expanded))
-    targets = Targets(specs, dict(expanded))
+    targets = Targets(specs)
+    for spec, origin in expanded:
+        targets.origins.setdefault(spec, set()).add(origin)
     for role, entries in hosts.roles.items():
         chosen: list[str] = []
         for entry in entries:
-            found = [s for s in specs if entry in (s, host_label(s), targets.origin.get(s))]
+            found = [s for s in specs if entry in (s, host_label(s)) or entry in targets.origins[s]]
             if not found:
                 known = ", ".join(host_label(s) for s in specs)
                 raise TargetsError(

@@ -365,6 +365,40 @@ def test_hosts_option_and_roles(sandbox_factory, run_checks, ssh_fleet):
 
 
 @pytest.mark.slow
+def test_an_ansible_inventory_expands_to_its_hosts(sandbox_factory, run_checks, ssh_fleet):
+    """--hosts ansible://group with --ansible-inventory (testinfra's options): a row per
+    inventory host, named by its inventory name; a role may name the group."""
+    if not shutil.which("ansible-inventory"):
+        pytest.skip("ansible-core is not installed (ansible-inventory)")
+    a, b = ssh_fleet.start(2)
+    inventory = ssh_fleet.root / f"inventory-{a.port}.ini"
+    inventory.write_text(
+        f"[app]\napp1 ansible_host=127.0.0.1 ansible_port={a.port} ansible_user=root\n"
+        f"[backup]\nbk1 ansible_host=127.0.0.1 ansible_port={b.port} ansible_user=root\n"
+    )
+    sb = sandbox_factory("down")
+    cfg = _config(
+        sb, ssh_fleet, ["local://"], extra='\n[hosts.roles]\nbackup = ["ansible://backup"]\n'
+    )
+    run = run_checks(
+        cfg,
+        "-m",
+        "daily or weekly",
+        "-k",
+        "memory or storage_capacity",
+        "--hosts",
+        "ansible://app,ansible://backup",
+        "--ansible-inventory",
+        str(inventory),
+    )
+    memory = _by_host(run, "memory_usage")
+    assert set(memory) == {"app1", "bk1"}
+    assert all(e["outcome"] == "passed" for e in memory.values()), memory
+    assert set(_by_host(run, "backup_storage_capacity")) == {"bk1"}
+    assert not masters_to(a.port) and not masters_to(b.port)
+
+
+@pytest.mark.slow
 def test_backup_capacity_on_a_remote_backup_host(sandbox_factory, run_checks, ssh_fleet):
     """The backup host's volume and its own listing size the headroom (not this machine's)."""
     (sshd,) = ssh_fleet.start(1)

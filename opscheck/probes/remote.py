@@ -518,22 +518,27 @@ def _ansible_host(spec: str, opts: Options, control_path: str, kw: dict[str, Any
     if inner is None:  # a connection testinfra runs through ansible itself
         return host
     if isinstance(inner.backend, testinfra.backend.ssh.SshBackend):
-        more = _ssh_options(inner.backend.get_pytest_id(), opts, control_path)
-        inner.backend.ssh_extra_args = " ".join(
-            filter(None, [inner.backend.ssh_extra_args, more["ssh_extra_args"]])
-        )
-        if control_path and "controlpath" not in (inner.backend.ssh_extra_args or "").lower():
-            inner.backend.controlpath = control_path
-            inner.backend.controlpersist = PERSIST_S
-        inner.backend.timeout = max(1, math.ceil(opts.timeout_s))
+        _tune_ssh(inner.backend, opts, control_path)
     return inner
+
+
+def _tune_ssh(backend, opts: Options, control_path: str) -> None:
+    """Our bounded waits and connection reuse on an ssh backend testinfra made from an
+    inventory (its own ssh args kept; testinfra caches it, so this is idempotent)."""
+    base = vars(backend).setdefault("_opscheck_extra_args", backend.ssh_extra_args or "")
+    more = _ssh_options(backend.get_pytest_id(), opts, control_path)
+    backend.ssh_extra_args = " ".join(filter(None, [base, more["ssh_extra_args"]]))
+    if control_path and "controlpath" not in base.lower():
+        backend.controlpath = control_path
+        backend.controlpersist = PERSIST_S
+    backend.timeout = max(1, math.ceil(opts.timeout_s))
 
 
 _SSHPASS_HINT = " (ssh:// with a password needs sshpass; a key, or paramiko://, does not)"
 
 
 def _tool_missing(stderr: str) -> str:
-    """ "sshpass" or "ssh" when the local shell could not find it, else ""."""
+    """`sshpass` or `ssh` when the local shell could not find it, else ""."""
     found = re.search(r"\b(sshpass|ssh): (?:command )?not found", stderr)
     return found.group(1) if found else ""
 
