@@ -29,7 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import ExitStack, suppress
 from dataclasses import dataclass
@@ -47,8 +47,23 @@ from opscheck.probes.host import DiskUsage, FileState, LocalHost, host_label, is
 MARGIN_S = 2.0  # beyond the deadline, for a backend that does not bound itself
 PERSIST_S = 60  # an idle master outlives its last command this long (a killed run's too)
 SSH_SCHEMES = ("ssh", "safe-ssh")
-_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="opscheck-host")
-_PREFETCH = ThreadPoolExecutor(max_workers=32, thread_name_prefix="opscheck-sample")
+
+
+def _in_thread(fn: Callable[..., Any], *args: Any) -> Future:
+    """`fn(*args)` in a daemon thread of its own: a backend stuck past its deadline (a
+    paramiko banner wait) never holds up the run's exit, as a pool's joined worker would."""
+    future: Future = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name="opscheck-host", daemon=True).start()
+    return future
 
 
 @dataclass(frozen=True)
@@ -278,6 +293,7 @@ class RemoteHost:
         self._budget_now = 0.0
         self._master_pid = 0
         self._snapshot: Future | None = None
+        self._snapshot_budget = 0.0
         self._cache: dict[str, tuple[int, str]] = {}
 
     # -- the checks' interface (as LocalHost) --
@@ -331,11 +347,12 @@ class RemoteHost:
         """Run every read in one command, now, in the background (connecting on the way):
         one shell and one round trip per host, every host at once."""
         if self._snapshot is None and reads:
-            self._snapshot = _PREFETCH.submit(self._take_snapshot, reads)
+            self._snapshot_budget = self._snapshot_budget_for(reads)
+            self._snapshot = _in_thread(self._take_snapshot, reads)
 
     def _take_snapshot(self, reads: list[Read]) -> None:
         token = f"@@opscheck-{os.urandom(6).hex()}"
-        budget = self._budget(sum(r.extra_s for r in reads) + 0.05 * len(reads))
+        budget = self._snapshot_budget_for(reads)
         try:
             rc, out, _ = self.run_rc("read the host", snapshot_command(reads, token), budget)
         except ProbeError:
@@ -344,11 +361,14 @@ class RemoteHost:
             sections = split_snapshot(out, len(reads), token)
             self._cache.update({reads[n].key: v for n, v in sections.items()})
 
+    def _snapshot_budget_for(self, reads: list[Read]) -> float:
+        return self._budget(sum(r.extra_s for r in reads) + 0.05 * len(reads))
+
     def _await_snapshot(self) -> None:
         pending, self._snapshot = self._snapshot, None
         if pending is not None:
             with suppress(Exception):
-                pending.result(timeout=self._budget(60) + 2 * MARGIN_S)
+                pending.result(timeout=self._snapshot_budget + 2 * MARGIN_S)
 
     def close(self) -> None:
         """Stop the ssh master (politely, then by PID); close a paramiko connection."""
@@ -376,7 +396,7 @@ class RemoteHost:
                 raise ProbeError(self._broken)
             self._deadline = time.monotonic() + budget
             self._budget_now = budget
-            job = _POOL.submit(self._run_now, command)
+            job = _in_thread(self._run_now, command)
             try:
                 return job.result(timeout=budget + MARGIN_S)
             except FutureTimeout:
