@@ -24,7 +24,7 @@ def demo(sandbox_dir: Path, faults: list[str], marker: str) -> int:
         print(f"the checks live in a checkout; {SUITE} has no pytest.ini", file=sys.stderr)
         return 4
     print(f"starting the sandbox in {sandbox_dir} ...", flush=True)
-    config = control.up(sandbox_dir, control.Options(faults=tuple(faults)))
+    config = control.up(sandbox_dir, control.Options(faults=tuple(faults), replicas=2))
     try:
         cmd = [sys.executable, "-m", "pytest", "-m", marker, "--ops-config", str(config)]
         print("$ " + " ".join(cmd[2:]), flush=True)

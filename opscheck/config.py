@@ -76,6 +76,15 @@ class Service(_Section):
     timezone: str = ""
     ca_bundle: str = ""  # CA file trusted for an https base_url; "" = the system's
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0)  # a longer answer is a failure
+    base_urls: list[str] = []  # the replicas' own URLs: health and smoke per replica too
+
+    @field_validator("base_urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for n, url in enumerate(value, 1):
+            if not url.lower().startswith(("http://", "https://")):
+                raise ValueError(f"entry {n}: not an http:// or https:// URL")
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -455,7 +464,8 @@ def _expand(
 def _url_secrets(config: Config) -> list[str]:
     """The passwords of every URL and host spec in the config, and every alert URL whole
     (a webhook URL is itself the credential)."""
-    urls = [config.service.base_url, config.redis.url, config.history.url]
+    urls = [config.service.base_url, *config.service.base_urls]
+    urls += [config.redis.url, config.history.url]
     alerts = [t.url for t in config.alerts.targets()]
     alerts += [config.alerts.heartbeat_url] if config.alerts.heartbeat_url else []
     urls += [*alerts, *config.hosts.targets]

@@ -48,6 +48,7 @@ class Recorder:
         self.breaches: list[str] = []
         self.attachments: list[str] = []  # HTML shown in the check's row of the report
         self.links: list[tuple[str, str]] = []  # (name, relative URL) in the Links column
+        self.subject = ""  # the row's target ("replica 10.0.0.5"): leads the failure message
 
     def record(self, name: str, value: Any, unit: str = "", limit: Any = None) -> Evidence:
         if isinstance(value, str):
@@ -116,4 +117,5 @@ class Recorder:
     def verdict(self) -> None:
         """Fail the check, naming every breach, if there was any."""
         if self.breaches:
-            pytest.fail("; ".join(self.breaches), pytrace=False)
+            lead = f"{scrub(self.subject)}: " if self.subject else ""
+            pytest.fail(lead + "; ".join(self.breaches), pytrace=False)

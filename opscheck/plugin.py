@@ -13,7 +13,17 @@ from pathlib import Path
 import pytest
 from pytest_metadata.plugin import metadata_key as METADATA
 
-from opscheck import alerts, archive, fleet, history, lifecycle, rootdir, scrub, waivers
+from opscheck import (
+    alerts,
+    archive,
+    fleet,
+    history,
+    lifecycle,
+    replicas,
+    rootdir,
+    scrub,
+    waivers,
+)
 from opscheck import config as cfgmod
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
@@ -158,6 +168,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         paths = [*conf.paths.disk_mounts, conf.paths.app_dir, conf.paths.backup_dir]
         mounts = list(dict.fromkeys(local.mount_of(p) for p in paths))
         metafunc.parametrize("mount", mounts, ids=mounts)
+    replicas.parametrize(metafunc, conf.service)
 
 
 @pytest.fixture(scope="session")
@@ -218,6 +229,19 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     hosts = session.config.stash.get(FLEET, None)
     if hosts is not None:
         hosts.close()
+
+
+@pytest.fixture
+def service_target(
+    request: pytest.FixtureRequest, cfg: cfgmod.Config, evidence: Recorder
+) -> replicas.ServiceTarget:
+    """The service URL under check: `base_url`, or the load balancer or one replica
+    (parametrized over `[service] base_urls`), named in the evidence and the message."""
+    target = getattr(request, "param", None) or replicas.ServiceTarget(cfg.service.base_url)
+    if target.role:
+        evidence.subject = target.name
+        evidence.record(replicas.ROLES[target.role], target.label)
+    return target
 
 
 @pytest.hookimpl(wrapper=True)

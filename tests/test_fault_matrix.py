@@ -215,12 +215,16 @@ MATRIX: dict[tuple[tuple[str, ...], str], set[str]] = {
     (("latency-regression",), BACKUPS_WEEKLY): {"latency_trend"},
     (("disk-filling",), BACKUPS_WEEKLY): {"resource_trend"},
     (("disk-filling",), "monthly"): {"capacity_forecast"},
+    # two replicas behind the balancer: the dead one's rows fail (tests/test_replicas.py
+    # shows the balancer's and the live replica's rows of the same checks green)
+    (("replica-down",), "daily"): SERVING,
 }
 
 # Seconds each cadence's run may take beyond its configured timeouts: pytest's start,
 # reading 30 days of backups and 8 days of logs, on a loaded 2-core machine.
 MARGIN_S = {"daily": 60.0, "weekly": 90.0, "monthly": 90.0}
 HTTP_REQUESTS = {"daily": 4, "weekly": 0, "monthly": 0}  # 2 x /health, 1 smoke, 1 TLS
+PER_TARGET = {"daily": 3, "weekly": 0, "monthly": 0}  # of those, asked of each service target
 LOAD_S = 5.0  # [load] duration_s below: the weekly run's load test
 TIMEOUT_S = 1.0  # [service] timeout_s of the matrix's sandboxes
 # The weekly load test, short: enough requests of each endpoint for a verdict, 5 s of load
@@ -260,13 +264,22 @@ def _split(faults: tuple[str, ...]) -> tuple[tuple[str, ...], list[str], dict[st
     return sandbox, harness, typed
 
 
-def bound_s(cadence: str, timeout_s: float, cpu_sample_s: float = 1.0) -> float:
+def bound_s(cadence: str, timeout_s: float, cpu_sample_s: float = 1.0, targets: int = 1) -> float:
     """How long a run of `cadence` (a marker expression) may take: its HTTP requests'
-    timeouts, the CPU sample, the load test's duration and its last request's timeout,
-    and the margin."""
+    timeouts (the health and smoke requests once per service target: base_url, and the
+    replicas of `[service] base_urls`), the CPU sample, the load test's duration and its
+    last request's timeout, and the margin."""
     base = cadence.split()[0]
     load = LOAD_S + timeout_s if base == "weekly" and "not load" not in cadence else 0.0
-    return HTTP_REQUESTS[base] * timeout_s + cpu_sample_s + load + MARGIN_S[base]
+    requests = HTTP_REQUESTS[base] + PER_TARGET[base] * (targets - 1)
+    return requests * timeout_s + cpu_sample_s + load + MARGIN_S[base]
+
+
+def service_targets(config: Path) -> int:
+    """How many URLs the service checks ask: base_url, and each of base_urls."""
+    import tomllib
+
+    return 1 + len(tomllib.loads(config.read_text()).get("service", {}).get("base_urls", []))
 
 
 def run_cadence(config: Path, reports: Path, cadence: str, limit_s: float) -> tuple[Run, float]:
@@ -354,7 +367,7 @@ def test_fault_fails_exactly_the_concerned_checks(sandbox_factory, tmpfs, tmp_pa
     config = sb.with_config(extra)
     problems = []
     for cadence in (c for c in CADENCE_ORDER if (faults, c) in MATRIX):
-        limit = bound_s(cadence, TIMEOUT_S)
+        limit = bound_s(cadence, TIMEOUT_S, targets=service_targets(config))
         reports = tmp_path / f"reports-{cadence.replace(' ', '-')}"
         run, seconds = run_cadence(config, reports, cadence, limit)
         problems += problems_of(run, cadence, MATRIX[(faults, cadence)], seconds, limit)

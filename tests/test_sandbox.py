@@ -43,9 +43,13 @@ def test_cli_up_status_down_leaves_nothing_running(tmp_path):
     assert up.returncode == 0, up.stderr
     assert up.stdout.strip() == str(root / "opscheck.toml")
     pid = int((root / "run" / "server.pid").read_text())
-    url = tomllib.loads((root / "opscheck.toml").read_text())["service"]["base_url"]
+    pids = {p.stem: int(p.read_text()) for p in (root / "run").glob("*.pid")}
+    assert set(pids) == {"server", "server-2", "balancer", "redis"}  # two replicas by default
+    service = tomllib.loads((root / "opscheck.toml").read_text())["service"]
+    url = service["base_url"]
     assert url.startswith("http://127.0.0.1:")
-    assert requests.get(url + "/health", timeout=5).json()["status"] == "healthy"
+    for each in (url, *service["base_urls"]):
+        assert requests.get(each + "/health", timeout=5).json()["status"] == "healthy"
     status = subprocess.run([*cmd, "status", "--dir", str(root)], capture_output=True, text=True)
     assert f"server: pid {pid} running" in status.stdout
     redis_pid = int((root / "run" / "redis.pid").read_text())
@@ -53,7 +57,7 @@ def test_cli_up_status_down_leaves_nothing_running(tmp_path):
     down = subprocess.run([*cmd, "down", "--dir", str(root)], capture_output=True, text=True)
     assert down.stdout.startswith("stopped ") and f"server (pid {pid})" in down.stdout
     assert f"redis (pid {redis_pid})" in down.stdout
-    for stopped in (pid, redis_pid):
+    for stopped in pids.values():
         with pytest.raises(ProcessLookupError):
             os.kill(stopped, 0)
     with pytest.raises(requests.ConnectionError):

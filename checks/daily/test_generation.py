@@ -12,7 +12,7 @@ GENERATE = "/api/v1/templates/generate"
 
 @pytest.mark.daily
 @pytest.mark.predeploy
-def test_template_generation_smoke(cfg, evidence):
+def test_template_generation_smoke(cfg, evidence, service_target):
     """API 응답 확인: canonical requests give valid AlimTalk templates made by the real workflow.
 
     The real service answers 200 and `success: true` with a compliant-looking score even
@@ -23,14 +23,15 @@ def test_template_generation_smoke(cfg, evidence):
     score >= min_compliance_score, and the operator's `required_variables` if any: none by
     default, the stock service ignores them). When the app log is on this machine, a
     non-2xx LLM or embeddings call, or an LLM client ERROR line, written during the
-    request fails it too.
+    request fails it too. Asked of base_url, and of each replica too when `[service]
+    base_urls` lists them.
     """
     if not cfg.service.generate_smoke:
         pytest.skip("[service] generate_smoke = false (each run costs LLM tokens)")
     for n, req in enumerate(cfg.service.smoke_requests, 1):
         before = logwindow.mark(cfg.paths.app_log)
         res = post_json(
-            cfg.service.base_url,
+            service_target.url,
             GENERATE,
             varied(req),
             cfg.service.timeout_s,

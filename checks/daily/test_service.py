@@ -6,19 +6,22 @@ from opscheck.evidence import fmt
 from opscheck.probes.http import HttpResult, get_json
 
 
-def _health(cfg) -> HttpResult:
+def _health(cfg, url: str) -> HttpResult:
     """GET /health once; redirects are answers (a 3xx is not healthy), never followed."""
     s = cfg.service
-    return get_json(s.base_url, "/health", s.timeout_s, s.ca_bundle, s.max_body_bytes)
+    return get_json(url, "/health", s.timeout_s, s.ca_bundle, s.max_body_bytes)
 
 
 @pytest.mark.daily
 @pytest.mark.critical
 @pytest.mark.predeploy
-def test_health_endpoint_up(cfg, evidence):
-    """서비스 정상 실행 확인: GET /health answers 200 within service.timeout_s."""
+def test_health_endpoint_up(cfg, evidence, service_target):
+    """서비스 정상 실행 확인: GET /health answers 200 within service.timeout_s.
+
+    Asked of base_url, and of each replica too when `[service] base_urls` lists them.
+    """
     limit_ms = cfg.service.timeout_s * 1000
-    res = _health(cfg)
+    res = _health(cfg, service_target.url)
     if not res.answered:
         evidence.record("response time", res.elapsed_ms, "ms", limit_ms)
         evidence.breach(
@@ -39,9 +42,12 @@ def test_health_endpoint_up(cfg, evidence):
 @pytest.mark.daily
 @pytest.mark.critical
 @pytest.mark.predeploy
-def test_health_components_healthy(cfg, evidence):
-    """시스템 상태 확인: /health status and every component are "healthy"."""
-    res = _health(cfg)
+def test_health_components_healthy(cfg, evidence, service_target):
+    """시스템 상태 확인: /health status and every component are "healthy".
+
+    Asked of base_url, and of each replica too when `[service] base_urls` lists them.
+    """
+    res = _health(cfg, service_target.url)
     body = res.object_body or {}
     if not res.answered:
         evidence.breach(f"GET {res.url}: {res.error}; component states unknown")

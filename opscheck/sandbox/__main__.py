@@ -74,6 +74,12 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument(
                 "--requests-per-day", type=int, default=600, help="log volume of the generated days"
             )
+            p.add_argument(
+                "--replicas",
+                type=int,
+                default=2,
+                help="replicas behind the sandbox's load balancer (1: one replica, no balancer)",
+            )
     args = parser.parse_args(argv)
     if args.command == "up":
         opts = control.Options(
@@ -84,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             requests_per_day=args.requests_per_day,
             https=args.https,
             fixed_delay_ms=args.fixed_delay_ms,
+            replicas=max(1, args.replicas),
         )
         path = control.up(args.dir, opts)
         print(path)

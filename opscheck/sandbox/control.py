@@ -47,6 +47,7 @@ class Options:
     https: bool = False  # serve HTTPS with a certificate from a CA of the sandbox's own
     fixed_delay_ms: float = 0.0  # > 0: every answer takes exactly this long (no other latency)
     redis: bool = True  # start the sandbox's redis-server (a layout-only template needs none)
+    replicas: int = 1  # > 1: that many replicas behind a load balancer (balancer.py)
 
 
 def _pidfiles(root: Path) -> list[Path]:
@@ -128,10 +129,16 @@ def up(root: Path, opts: Options) -> Path:
     (lay.run / "sandbox.json").write_text(json.dumps(settings))
     redis_url = sandbox_cache.up(lay, opts.faults) if opts.redis else ""
     tls = _make_certs(lay, opts.faults) if _wants_tls(opts) else None
-    port = _free_port() if "down" in opts.faults else _start_server(lay, tls)
+    replicas = max(opts.replicas, 2) if "replica-down" in opts.faults else opts.replicas
+    if "down" in opts.faults:  # nothing listens: neither balancer nor replica
+        ports = [_free_port() for _ in range(replicas + (replicas > 1))]
+    else:
+        ports = _start_service(lay, tls, replicas, opts.faults)
     if "cpu-hog" in opts.faults:
         _start_hogs(lay)
-    return write_config(lay, port, opts, https=tls is not None, redis_url=redis_url)
+    return write_config(
+        lay, ports[0], opts, https=tls is not None, redis_url=redis_url, replica_ports=ports[1:]
+    )
 
 
 def _prepare_dir(root: Path) -> None:
@@ -281,33 +288,47 @@ def _intermediate_ca(root: trustme.CA, not_before: datetime, not_after: datetime
     return trustme.CA.from_pem(cert.public_bytes(serialization.Encoding.PEM), key_pem)
 
 
-def _start_server(
-    lay: layout.Layout, tls: tuple[Path, Path] | None = None, wait_s: float = 30.0
-) -> int:
-    """Bind 127.0.0.1 on a free port here, hand the socket to uvicorn, wait until it answers."""
+def _start_service(
+    lay: layout.Layout, tls: tuple[Path, Path] | None, replicas: int, faults: tuple[str, ...]
+) -> list[int]:
+    """The replicas, started at once so their start-ups overlap, then (when there are
+    several) the balancer in front: [replica port], or [balancer port, replica ports...].
+    `replica-down` leaves the last replica unstarted (its port stays free)."""
+    names = ["server", *(f"server-{n}" for n in range(2, replicas + 1))]
+    skipped = names[-1] if "replica-down" in faults else None
+    ports, started = [], []
+    for name in names:
+        if name == skipped:
+            ports.append(_free_port())
+            continue
+        proc, port = _spawn_server(lay, tls, name)
+        ports.append(port)
+        started.append((name, proc, port))
+    for name, proc, port in started:
+        _wait_ready(lay, name, proc, port, tls)
+    if replicas == 1:
+        return ports
+    return [_start_balancer(lay, ports, tls), *ports]
+
+
+def _listening_socket() -> socket.socket:
+    """127.0.0.1 on a free port, listening, to hand to a child (the port is taken at once)."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by connections:
     # without it, a keep-alive answer written in two parts waits ~40 ms for a delayed ACK
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
-    port = sock.getsockname()[1]
+    return sock
+
+
+def _spawn(lay: layout.Layout, name: str, cmd: list[str], sock: socket.socket) -> subprocess.Popen:
+    """Start `cmd` with `sock` inherited, logging to run/<name>.log, recorded in run/<name>.pid."""
     env = {**os.environ, "OPSCHECK_SANDBOX_DIR": str(lay.root)}
-    log = open(lay.run / "server.log", "ab")  # noqa: SIM115 - handed to the child
+    log = open(lay.run / f"{name}.log", "ab")  # noqa: SIM115 - handed to the child
     with log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "opscheck.sandbox.app:app",
-                "--fd",
-                str(sock.fileno()),
-                "--log-level",
-                "warning",
-                "--no-access-log",
-                *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else []),
-            ],
+            cmd,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -316,23 +337,68 @@ def _start_server(
             start_new_session=True,
         )
     sock.close()
-    (lay.run / "server.pid").write_text(f"{proc.pid}\n")
+    (lay.run / f"{name}.pid").write_text(f"{proc.pid}\n")
+    return proc
+
+
+def _spawn_server(
+    lay: layout.Layout, tls: tuple[Path, Path] | None, name: str
+) -> tuple[subprocess.Popen, int]:
+    """One replica: uvicorn serving the app on a socket bound here; (process, port)."""
+    sock = _listening_socket()
+    port = sock.getsockname()[1]
+    cmd = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "opscheck.sandbox.app:app",
+        "--fd",
+        str(sock.fileno()),
+        "--log-level",
+        "warning",
+        "--no-access-log",
+        *(["--ssl-certfile", str(tls[0]), "--ssl-keyfile", str(tls[1])] if tls else []),
+    ]
+    return _spawn(lay, name, cmd, sock), port
+
+
+def _start_balancer(lay: layout.Layout, replicas: list[int], tls: tuple[Path, Path] | None) -> int:
+    """The load balancer in front of `replicas`, answering through one of them."""
+    sock = _listening_socket()
+    port = sock.getsockname()[1]
+    upstreams = [f"127.0.0.1:{p}" for p in replicas]
+    cmd = [sys.executable, "-m", "opscheck.sandbox.balancer", str(sock.fileno()), *upstreams]
+    _wait_ready(lay, "balancer", _spawn(lay, "balancer", cmd, sock), port, tls)
+    return port
+
+
+def _wait_ready(
+    lay: layout.Layout,
+    name: str,
+    proc: subprocess.Popen,
+    port: int,
+    tls: tuple[Path, Path] | None,
+    wait_s: float = 30.0,
+) -> None:
+    """Until the readiness path answers on `port`; a child that exits or stays silent stops
+    the sandbox."""
     deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            tail = (lay.run / "server.log").read_text(errors="replace")[-400:]
-            raise SystemExit(f"the sandbox server exited with {proc.returncode}: {tail}")
+            tail = (lay.run / f"{name}.log").read_text(errors="replace")[-400:]
+            down(lay.root)
+            raise SystemExit(f"the sandbox {name} exited with {proc.returncode}: {tail}")
         try:
             scheme = "https" if tls else "http"
             with warnings.catch_warnings():  # our own readiness probe, our own test CA
                 warnings.simplefilter("ignore")
                 url = f"{scheme}://127.0.0.1:{port}/__sandbox__/ready"
                 requests.get(url, timeout=1, verify=False)
-            return port
+            return
         except requests.RequestException:
             time.sleep(0.1)
     down(lay.root)
-    raise SystemExit(f"the sandbox server did not answer within {wait_s:g} s")
+    raise SystemExit(f"the sandbox {name} did not answer within {wait_s:g} s")
 
 
 HOG = "import time\nend = time.monotonic() + 120\nwhile time.monotonic() < end:\n    pass\n"
@@ -351,10 +417,18 @@ def _start_hogs(lay: layout.Layout) -> None:
 
 
 def write_config(
-    lay: layout.Layout, port: int, opts: Options, https: bool = False, redis_url: str = ""
+    lay: layout.Layout,
+    port: int,
+    opts: Options,
+    https: bool = False,
+    redis_url: str = "",
+    replica_ports: list[int] | None = None,
 ) -> Path:
-    """An opscheck.toml that points every check at this sandbox."""
+    """An opscheck.toml that points every check at this sandbox: `port` is base_url's (the
+    balancer's when `replica_ports` lists the replicas behind it)."""
     r = lay.root
+    scheme = "https" if https else "http"
+    replicas = [f"{scheme}://127.0.0.1:{p}" for p in replica_ports or []]
 
     def q(value: object) -> str:
         return json.dumps(str(value), ensure_ascii=False)  # a valid TOML basic string
@@ -363,7 +437,7 @@ def write_config(
 # faults: {", ".join(opts.faults) or "none"}
 
 [service]
-base_url = {q(f"{'https' if https else 'http'}://127.0.0.1:{port}")}
+base_url = {q(f"{scheme}://127.0.0.1:{port}")}{_replicas_line(replicas)}
 ca_bundle = {q(lay.run / "ca.pem" if https else "")}
 timeout_s = {opts.timeout_s:g}
 user = {q(getpass.getuser())}
@@ -393,6 +467,13 @@ url = {q(sandbox_history.url(r))}
     path = r / "opscheck.toml"
     path.write_text(text)
     return path
+
+
+def _replicas_line(urls: list[str]) -> str:
+    """`base_urls = [...]` on its own line when the balancer has replicas behind it."""
+    if not urls:
+        return ""
+    return "\nbase_urls = [" + ", ".join(json.dumps(u) for u in urls) + "]"
 
 
 def status(root: Path) -> str:

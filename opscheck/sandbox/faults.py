@@ -718,6 +718,11 @@ FAULTS: dict[str, Fault] = {
             "history",
             "the stored disk use of / grew 1 % point a day for 4 weeks (72 % now)",
         ),
+        Fault(
+            "replica-down",
+            "server",
+            "the second of two replicas is not running; the balancer sends all to the first",
+        ),
     )
 }
 
