@@ -65,6 +65,12 @@ def options(hosts: cfgmod.Hosts) -> remote.Options:
 def resolve(hosts: cfgmod.Hosts) -> Targets:
     """Expand the targets and match every role entry to them; a role entry matching no
     target is an error (its checks would run nowhere, silently)."""
+    for spec in hosts.targets:
+        if remote.scheme(spec) in remote.WRITING_SCHEMES:
+            raise TargetsError(
+                f"[hosts] targets: {host_label(spec)}: {remote.scheme(spec)}:// writes temp files"
+                " on the host (the suite only reads its targets): use ssh://"
+            )
     try:
         expanded = remote.expand(hosts.targets, options(hosts))
     except ProbeError as exc:

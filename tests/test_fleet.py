@@ -133,6 +133,8 @@ def test_a_role_naming_no_target_stops_the_run():
         fleet.resolve(_hosts(targets=["local://"], roles={"backup": ["ssh://bk:pw@10.0.0.9"]}))
     with pytest.raises(ValueError, match="unknown role 'db'"):
         _hosts(roles={"db": ["local"]})
+    with pytest.raises(fleet.TargetsError, match="safe-ssh:// writes temp files on the host"):
+        fleet.resolve(_hosts(targets=["safe-ssh://app@10.0.0.5"]))
 
 
 # ---- one host through SSH is this machine ------------------------------------------------

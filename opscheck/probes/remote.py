@@ -12,9 +12,13 @@ bounded here (each command's local process runs in its own process group, regist
 any backend (paramiko's banner wait included). A host whose connection failed is not asked
 again this run: its later checks fail at once with the first cause.
 
-ssh:// hosts share one connection per host: a ControlMaster socket in a private scratch
-dir, kept up by ControlPersist and stopped (`ssh -O exit`, then by PID) at the session's
-end; its PID is registered so SIGTERM stops it too.
+Speed: `Fleet.warm` reads every remote host at once, each in one command (`snapshot`:
+every read the selected checks will make, fenced sections with their own exit codes), so a
+run grows with its slowest host, not with the number of hosts; a read the snapshot did not
+hold runs as its own command. ssh:// hosts share one connection per host: a ControlMaster
+socket in a private scratch dir, kept up by ControlPersist and stopped (`ssh -O exit`, then
+by PID) at the session's end; its PID is registered so SIGTERM stops it too. paramiko://
+keeps testinfra's one client per host.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ from opscheck.probes.host import DiskUsage, FileState, LocalHost, host_label, is
 
 MARGIN_S = 2.0  # beyond the deadline, for a backend that does not bound itself
 PERSIST_S = 60  # an idle master outlives its last command this long (a killed run's too)
-SSH_SCHEMES = ("ssh", "safe-ssh")
+SSH_SCHEMES = ("ssh",)
+WRITING_SCHEMES = ("safe-ssh",)  # testinfra's wrapper writes mktemp files on the host
 
 
 def _in_thread(fn: Callable[..., Any], *args: Any) -> Future:
