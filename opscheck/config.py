@@ -279,9 +279,32 @@ class Logrotate(_Section):
         return value
 
 
+ROLES = ("app", "cache", "backup")
+
+
 class Hosts(_Section):
     targets: list[str] = ["local://"]
     cpu_sample_s: float = Field(3.0, gt=0, le=60)
+    ssh_config: str = ""  # testinfra's --ssh-config; "" = ssh's own (~/.ssh/config)
+    ssh_identity_file: str = ""  # testinfra's --ssh-identity-file
+    ansible_inventory: str = ""  # for ansible://group targets; testinfra's --ansible-inventory
+    timeout_s: float = Field(10, gt=0, le=600)  # connect and each command, per host
+    roles: dict[str, list[str]] = {}  # role -> targets (specs or labels); unlisted: every host
+
+    @field_validator("targets")
+    @classmethod
+    def _some_target(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one host (local:// for this machine)")
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _known_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for role in value:
+            if role not in ROLES:
+                raise ValueError(f"unknown role {role!r} (roles: {', '.join(ROLES)})")
+        return value
 
 
 class Reports(_Section):

@@ -16,6 +16,7 @@ from pytest_metadata.plugin import metadata_key as METADATA
 from opscheck import (
     alerts,
     archive,
+    fleet,
     history,
     lifecycle,
     parallel,
@@ -28,11 +29,16 @@ from opscheck import config as cfgmod
 from opscheck.evidence import Recorder
 from opscheck.outcomes import CADENCES
 from opscheck.probes import ProbeError
-from opscheck.probes.host import LocalHost, host_for, host_label
+from opscheck.probes.host import LocalHost
+from opscheck.probes.remote import Fleet
 from opscheck.report import META, RunState, check_meta, gate_only, is_check
 
 STATE = pytest.StashKey[RunState]()
 RECORDER = pytest.StashKey[Recorder]()
+TARGETS = pytest.StashKey[fleet.Targets]()
+FLEET = pytest.StashKey[Fleet]()
+# testinfra's own options (its plugin registers them): on the command line they win
+TESTINFRA_OPTIONS = ("ssh_config", "ssh_identity_file", "ansible_inventory")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -68,10 +74,13 @@ def pytest_configure(config: pytest.Config) -> None:
         overrides["service"] = {"base_url": config.option.ops_base_url}
     if config.option.ops_reports_dir:
         overrides["reports"] = {"dir": config.option.ops_reports_dir}
+    if _host_options(config):
+        overrides["hosts"] = _host_options(config)
     try:
         path = cfgmod.find_path(config.option.ops_config, config.invocation_params.dir)
         loaded = cfgmod.load(path, overrides)
-    except cfgmod.ConfigError as exc:
+        config.stash[TARGETS] = fleet.resolve(loaded.config.hosts)
+    except (cfgmod.ConfigError, fleet.TargetsError) as exc:
         raise pytest.UsageError(scrub.scrub(str(exc))) from None
     scrub.learn(scrub.env_file_secrets(loaded.config.paths.env_file))  # in memory only
     waived = waivers.load(loaded, config.rootpath)  # a bad waivers file: one usage error
@@ -95,6 +104,19 @@ def pytest_configure(config: pytest.Config) -> None:
     lifecycle.install(state.stop)
     if METADATA in config.stash:  # pytest-metadata configured before us: add to its table
         config.stash[METADATA].update(state.metadata())
+
+
+def _host_options(config: pytest.Config) -> dict:
+    """testinfra's --hosts, --ssh-config, --ssh-identity-file, --ansible-inventory, when
+    given (absent with `-p no:testinfra`)."""
+    given: dict = {}
+    hosts = getattr(config.option, "hosts", None)
+    if hosts:
+        given["targets"] = [h.strip() for h in hosts.split(",") if h.strip()]
+    for key in TESTINFRA_OPTIONS:
+        if getattr(config.option, key, None):
+            given[key] = getattr(config.option, key)
+    return given
 
 
 def _is_check_run(config: pytest.Config) -> bool:
@@ -139,25 +161,19 @@ def pytest_collection_modifyitems(
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Hosts and mounts become parameters at collection, so each is its own row."""
+    """Hosts (by role) and each host's mounts become parameters at collection, so each is
+    its own row."""
     state = metafunc.config.stash.get(STATE, None)
     conf = state.loaded.config if state else cfgmod.Config()
     if "host_spec" in metafunc.fixturenames:
-        specs = conf.hosts.targets
-        metafunc.parametrize("host_spec", specs, ids=[host_label(s) for s in specs])
-    if "mount" in metafunc.fixturenames:
-        mounts = _watched_mounts(conf)
+        targets = metafunc.config.stash.get(TARGETS, None) or fleet.Targets(conf.hosts.targets)
+        fleet.parametrize(metafunc, targets, conf)
+    elif "mount" in metafunc.fixturenames:
+        local = LocalHost()
+        paths = [*conf.paths.disk_mounts, conf.paths.app_dir, conf.paths.backup_dir]
+        mounts = list(dict.fromkeys(local.mount_of(p) for p in paths))
         metafunc.parametrize("mount", mounts, ids=mounts)
     replicas.parametrize(metafunc, conf.service)
-
-
-def _watched_mounts(conf: cfgmod.Config) -> list[str]:
-    """`disk_mounts` plus the mounts of the app and backup dirs, each once."""
-    paths = [*conf.paths.disk_mounts, conf.paths.app_dir, conf.paths.backup_dir]
-    if all(host_label(s) == "local" for s in conf.hosts.targets):
-        local = LocalHost()
-        paths = [local.mount_of(p) for p in paths]
-    return list(dict.fromkeys(paths))
 
 
 @pytest.fixture(scope="session")
@@ -201,13 +217,23 @@ def evidence(request: pytest.FixtureRequest) -> Recorder:
 
 
 @pytest.fixture
-def ops_host(host_spec: str):
+def ops_host(host_spec: str, cfg: cfgmod.Config, request: pytest.FixtureRequest):
     """The host under check (parametrized over `[hosts] targets`). Not `host`: that is
-    pytest-testinfra's fixture, which stays free for the operators' own testinfra tests."""
-    try:
-        return host_for(host_spec)
-    except ProbeError as exc:
-        pytest.fail(str(exc), pytrace=False)
+    pytest-testinfra's fixture, which stays free for the operators' own testinfra tests.
+    The first host check reads every selected remote host at once (`fleet.plan`)."""
+    config = request.config
+    hosts = config.stash.get(FLEET, None)
+    if hosts is None:
+        hosts = config.stash[FLEET] = Fleet(fleet.options(cfg.hosts))
+        hosts.warm(fleet.plan(request.session.items, cfg))
+    return hosts.host(host_spec)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The hosts' connections close with the session (ssh masters stopped)."""
+    hosts = session.config.stash.get(FLEET, None)
+    if hosts is not None:
+        hosts.close()
 
 
 @pytest.fixture
@@ -229,7 +255,8 @@ def pytest_runtest_call(item: pytest.Item):
     try:
         return (yield)
     except ProbeError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        reason = str(exc)
+    pytest.fail(reason, pytrace=False)  # outside the except: no "During handling of" chain
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -10,7 +10,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from opscheck.probes import ProbeError
 from opscheck.probes.host import LocalHost, host_for, host_label
 from opscheck.probes.http import get_json
 
@@ -124,5 +123,5 @@ def test_cpu_and_memory_are_percentages():
 def test_host_specs():
     assert isinstance(host_for("local://"), LocalHost)
     assert host_label("ssh://app@10.0.0.5") == "app@10.0.0.5"
-    with pytest.raises(ProbeError, match="remote hosts are not supported yet"):
-        host_for("ssh://app@10.0.0.5")
+    remote = host_for("ssh://app@10.0.0.5")
+    assert remote.name == "app@10.0.0.5" and not isinstance(remote, LocalHost)

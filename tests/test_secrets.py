@@ -197,11 +197,13 @@ def test_host_label_never_holds_a_password(spec, label):
 
 
 def test_host_ids_and_messages_carry_no_password(sandbox, run_checks):
-    cfg = sandbox.with_config('[hosts]\ntargets = ["ssh://app:s3cretHostPw@10.0.0.5"]\n')
+    cfg = sandbox.with_config(
+        '[hosts]\ntargets = ["ssh://app:s3cretHostPw@127.0.0.1:1"]\ntimeout_s = 2\n'
+    )
     run = run_checks(cfg, "-m", "daily", "-k", "cpu", "-v")
     entry = run.one("cpu_usage")
-    assert "[app@10.0.0.5]" in entry["nodeid"], entry
-    assert entry["outcome"] == "error" and "host app@10.0.0.5:" in entry["message"], entry
+    assert "[app@127.0.0.1:1]" in entry["nodeid"], entry
+    assert entry["outcome"] == "failed" and "host app@127.0.0.1:1:" in entry["message"], entry
     for text in [run.stdout, run.stderr, *_report_texts(run)]:
         assert "s3cretHostPw" not in text
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from opscheck.probes import backups, restore
+from opscheck.probes.host import where
 
 
 def _inventory(cfg):
@@ -68,22 +69,24 @@ def test_backup_integrity(cfg, evidence):
 
 
 @pytest.mark.weekly
+@pytest.mark.role("backup")
 def test_backup_storage_capacity(ops_host, cfg, evidence):
     """백업 저장소 용량 확인: the backup volume is under disk_percent and its free space holds
     backup_headroom_sets more sets at the newest set's size (retention frees one a night)."""
-    usage = ops_host.disk_usage(cfg.paths.backup_dir)
+    at, usage = where(ops_host), ops_host.disk_usage(cfg.paths.backup_dir)
     evidence.at_most(
-        f"{usage.mount} space used", usage.space_percent, "%", cfg.thresholds.disk_percent
+        f"{at}{usage.mount} space used", usage.space_percent, "%", cfg.thresholds.disk_percent
     )
-    evidence.record(f"{usage.mount} free space", usage.free_bytes / 1e6, "MB")
-    complete = [s for s in _inventory(cfg).sets() if s.complete]
+    evidence.record(f"{at}{usage.mount} free space", usage.free_bytes / 1e6, "MB")
+    inv = backups.scan_on(ops_host, cfg.paths.backup_dir, backups.zone(cfg.service.timezone))
+    complete = [s for s in inv.sets() if s.complete]
     if not complete:
-        evidence.breach(f"no complete backup set in {cfg.paths.backup_dir} to size by")
+        evidence.breach(f"{at}no complete backup set in {cfg.paths.backup_dir} to size by")
     else:
         newest = complete[-1]
-        evidence.record(f"newest set {newest.label} size", newest.size / 1e6, "MB")
+        evidence.record(f"{at}newest set {newest.label} size", newest.size / 1e6, "MB")
         evidence.at_least(
-            "more sets the free space holds",
+            f"{at}more sets the free space holds",
             usage.free_bytes // max(newest.size, 1),
             "sets",
             cfg.thresholds.backup_headroom_sets,

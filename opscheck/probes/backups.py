@@ -135,17 +135,56 @@ def scan(directory: str, tz: tzinfo | None) -> Inventory:
     return Inventory(root, files, strays)
 
 
-def _parse(entry: os.DirEntry, tz: tzinfo | None) -> BackupFile | str:
-    m = NAME.match(entry.name)
+@dataclass(frozen=True)
+class Listed:
+    """A directory entry as another host lists it (`ls`-like: name, size, mtime, kind)."""
+
+    name: str
+    size: int
+    mtime: float  # seconds since the epoch
+    is_file: bool
+
+
+def scan_listing(directory: str, listing: list[Listed], tz: tzinfo | None) -> Inventory:
+    """The inventory of a backup directory listed on another host (same naming rules)."""
+    files, strays = [], []
+    for entry in sorted(listing, key=lambda e: e.name):
+        named = _parse_name(entry.name, tz)
+        if isinstance(named, str):
+            strays.append(named)
+        elif not entry.is_file:
+            strays.append(f"{entry.name}: not a regular file")
+        else:
+            mtime = datetime.fromtimestamp(entry.mtime, UTC)
+            files.append(BackupFile(Path(directory) / entry.name, *named, entry.size, mtime))
+    return Inventory(Path(directory), files, strays)
+
+
+def scan_on(host, directory: str, tz: tzinfo | None) -> Inventory:
+    """The backup directory on `host`: scanned here, listed there (a host with `list_dir`)."""
+    lister = getattr(host, "list_dir", None)
+    return scan(directory, tz) if lister is None else scan_listing(directory, lister(directory), tz)
+
+
+def _parse_name(name: str, tz: tzinfo | None) -> tuple[str, datetime] | str:
+    """(kind, stamp) from a backup file's name, or why it is not one."""
+    m = NAME.match(name)
     if not m:
-        return f"{entry.name}: not named <kind>_YYYYmmdd_HHMMSS.<ext>"
+        return f"{name}: not named <kind>_YYYYmmdd_HHMMSS.<ext>"
     kind, stamp, ext = m.groups()
     if ext != SUFFIX[kind]:
-        return f"{entry.name}: a {kind} backup should end in {SUFFIX[kind]}"
+        return f"{name}: a {kind} backup should end in {SUFFIX[kind]}"
     try:
-        when = localize(datetime.strptime(stamp, "%Y%m%d_%H%M%S"), tz)
+        return kind, localize(datetime.strptime(stamp, "%Y%m%d_%H%M%S"), tz)
     except ValueError:
-        return f"{entry.name}: {stamp} is not a valid date and time"
+        return f"{name}: {stamp} is not a valid date and time"
+
+
+def _parse(entry: os.DirEntry, tz: tzinfo | None) -> BackupFile | str:
+    named = _parse_name(entry.name, tz)
+    if isinstance(named, str):
+        return named
+    kind, when = named
     try:
         st = entry.stat()
     except OSError as exc:

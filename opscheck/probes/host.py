@@ -1,8 +1,8 @@
 """A host's resources and files: CPU, memory, disks, file modes and owners.
 
 `LocalHost` reads this machine with psutil and os.stat. A remote host (testinfra's
-ssh://, docker:// ...) slots in as another class with the same methods, chosen by
-`host_for(spec)`; until one exists, a remote spec answers with a clear error.
+ssh://, paramiko://, docker://, ansible:// ...) is `remote.RemoteHost`, with the same
+methods and the same arithmetic, chosen by `host_for(spec)`.
 """
 
 from __future__ import annotations
@@ -56,6 +56,11 @@ MODE_BITS = (
     (stat.S_IWOTH, "others write"),
     (stat.S_IXOTH, "others execute"),
 )
+
+
+def data_dirs(paths) -> list[Path]:
+    """The guide's 755 directories: data/, logs/ and chroma_db/ (`paths`: config [paths])."""
+    return [Path(paths.template_data).parent, Path(paths.app_log).parent, Path(paths.chroma_dir)]
 
 
 def mode_bit_names(bits: int) -> list[str]:
@@ -130,17 +135,29 @@ def _user_name(uid: int) -> str:
         return str(uid)
 
 
-def host_for(spec: str) -> LocalHost:
-    """The host behind a testinfra-style spec; only `local://` is implemented so far."""
-    if spec in ("local://", "local", ""):
+def is_local(spec: str) -> bool:
+    return spec in ("local://", "local", "")
+
+
+def host_for(spec: str):
+    """The host behind a testinfra host spec: this machine for `local://`, else a
+    `RemoteHost` of its own (a run shares connections through `remote.Fleet`)."""
+    if is_local(spec):
         return LocalHost()
-    raise ProbeError(f"host {host_label(spec)}: remote hosts are not supported yet (only local://)")
+    from opscheck.probes.remote import Options, RemoteHost
+
+    return RemoteHost(spec, Options())
+
+
+def where(host) -> str:
+    """The prefix naming a remote host in evidence ("app@10.0.0.5: "); "" for this machine."""
+    return "" if host.name == "local" else f"{host.name}: "
 
 
 def host_label(spec: str) -> str:
     """A short, stable id for a host spec, never its password or options: local,
     app@10.0.0.5, ... (a password may hold '@', '?', '/': the host follows the last '@')."""
-    if spec in ("local://", "local", ""):
+    if is_local(spec):
         return "local"
     rest = spec.split("://", 1)[-1]
     if "@" not in rest:
