@@ -69,6 +69,10 @@ def full(request, tmp_path_factory) -> tuple[str, datetime]:
     now = datetime.now(UTC)
     for day in range(DAYS, 0, -1):
         db.call("seeding", "write_run", doc(now - timedelta(days=day), day), f"s{day}")
+    if request.param == "postgresql":  # as autovacuum leaves a database two years old
+        with db.engine().connect() as conn:
+            conn.exec_driver_sql("ANALYZE")
+    db.close()
     return url, now
 
 
@@ -83,8 +87,7 @@ def test_daily_run_write(benchmark, full):
         db.close()
 
     benchmark.pedantic(write, rounds=20, warmup_rounds=2)
-    if url.startswith("sqlite"):  # PostgreSQL: a new SCRAM connection alone is ~20 ms here
-        assert benchmark.stats["median"] < 0.050
+    assert benchmark.stats["median"] < 0.050  # PostgreSQL: ~15 ms of it is the new connection
 
 
 def test_daily_run_write_and_chart_reads(benchmark, full):
@@ -100,7 +103,7 @@ def test_daily_run_write_and_chart_reads(benchmark, full):
         db.close()
 
     benchmark.pedantic(run, rounds=10, warmup_rounds=1)
-    if url.startswith("sqlite"):  # PostgreSQL: measured and reported (about 110 ms here)
+    if url.startswith("sqlite"):  # PostgreSQL: measured and reported (about 75 ms here)
         assert benchmark.stats["median"] < 0.050
 
 
