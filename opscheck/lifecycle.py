@@ -43,6 +43,7 @@ class Child:
 
 
 _children: dict[int, Child] = {}
+_stop_hooks: dict[str, Callable[[], None]] = {}
 _scratch: dict[Path, None] = {}
 _previous: dict[int, Any] = {}
 _state = {"signal": ""}
@@ -55,6 +56,15 @@ def register(pid: int, what: str, group: bool = False) -> None:
 
 def forget(pid: int) -> None:
     _children.pop(pid, None)
+
+
+def on_stop(key: str, hook: Callable[[], None] | None) -> None:
+    """Run `hook` before the children are stopped, for what left our process tree and
+    has no PID known yet (an ssh master still forking off); None removes it."""
+    if hook is None:
+        _stop_hooks.pop(key, None)
+    else:
+        _stop_hooks[key] = hook
 
 
 def children() -> list[Child]:
@@ -148,6 +158,9 @@ def _handler(on_signal: Callable[[str], None] | None):
 def stop_children(grace_s: float = GRACE_S) -> list[str]:
     """Stop every registered child, then every other descendant: SIGTERM, and SIGKILL
     for what is still alive after `grace_s`. Returns what was stopped."""
+    for hook in list(_stop_hooks.values()):
+        with suppress(Exception):
+            hook()
     targets = [*children(), *_others()]
     for child in targets:
         _send(child, signal.SIGTERM)

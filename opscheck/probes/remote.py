@@ -380,6 +380,7 @@ class RemoteHost:
         if self._snapshot is not None:
             self._snapshot.cancel()
         if self.control_path:
+            lifecycle.on_stop(self.control_path, None)
             _ssh_control(self.control_path, "exit")
         if self._master_pid:
             _stop_master(self._master_pid, self.control_path)
@@ -438,6 +439,9 @@ class RemoteHost:
 
     def _connect(self):
         if self._host is None:
+            if self.control_path:  # SIGTERM before the master's PID is known: ask it to go
+                path = self.control_path
+                lifecycle.on_stop(path, lambda: _ssh_control(path, "exit"))
             self._host = _testinfra_host(self.spec, self.opts, self.control_path)
             self._bound(self._host.backend)
         return self._host
