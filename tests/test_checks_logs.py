@@ -32,10 +32,13 @@ def healthy(golden, tmp_path_factory):
     """One run of every log check over a healthy sandbox, shared by the green tests."""
     root = tmp_path_factory.mktemp("healthy-logs")
     config = control.up(root / "sb", control.Options(faults=("down",), template=golden))
-    reports = root / "reports"
-    proc = run_pytest(
-        [*LOG_CHECKS, "-k", "logs", "--ops-config", str(config), "--reports-dir", str(reports)]
-    )
+    try:  # "down" stops the API only: the sandbox's redis-server runs until control.down
+        reports = root / "reports"
+        proc = run_pytest(
+            [*LOG_CHECKS, "-k", "logs", "--ops-config", str(config), "--reports-dir", str(reports)]
+        )
+    finally:
+        control.down(root / "sb")
     return Run(proc.returncode, proc.stdout, proc.stderr, reports, load_report(reports))
 
 
