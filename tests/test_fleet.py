@@ -506,3 +506,17 @@ def _control_dirs(masters: list[psutil.Process]) -> list[str]:
             if found:
                 dirs.append(found.group(1))
     return dirs
+
+
+@pytest.mark.parametrize(
+    "read",
+    [remote.cpu_read(1), remote.memory_read(), remote.disk_read("/srv"), remote.file_read("/a")],
+    ids=["cpu", "memory", "disk", "file"],
+)
+@pytest.mark.parametrize("junk", ["", "\x00\xff\x7f garbage", "MemTotal: lots kB\n"])
+def test_output_that_does_not_parse_is_named_not_passed(read, junk):
+    """What a host answers that the probes cannot read fails naming the host and the read."""
+    host = remote.RemoteHost("ssh://app:pw@10.0.0.5", remote.Options())
+    with pytest.raises(ProbeError, match=r"^host app@10\.0\.0\.5: ") as err:
+        host._finish(read, 0, junk, "")
+    assert "pw" not in str(err.value)
