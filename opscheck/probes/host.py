@@ -154,6 +154,15 @@ def where(host) -> str:
     return "" if host.name == "local" else f"{host.name}: "
 
 
+def host_state(state_dir: Path, host) -> Path:
+    """Where the suite keeps its own state about `host`: `state_dir` itself for this
+    machine (as before hosts existed), `state_dir/hosts/<label>` for a remote one."""
+    if host.name == "local":
+        return state_dir
+    safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in host.name)
+    return state_dir / "hosts" / safe
+
+
 def host_label(spec: str) -> str:
     """A short, stable id for a host spec, never its password or options: local,
     app@10.0.0.5, ... (a password may hold '@', '?', '/': the host follows the last '@')."""
