@@ -35,8 +35,8 @@ def _last_24h(summary, window, source, evidence):
     return w
 
 
-def _timed_24h(cfg, state_dir, now, window, evidence):
-    summary, source = logs.timings(cfg, state_dir, now)
+def _timed_24h(cfg, state_dir, now, window, evidence, ops_host):
+    summary, source = logs.timings(cfg, state_dir, now, ops_host)
     w = _last_24h(summary, window, source, evidence)
     if not w.latency.n:
         pytest.fail(f"no timed responses in the last 24 h in the {source}", pytrace=False)
@@ -45,9 +45,10 @@ def _timed_24h(cfg, state_dir, now, window, evidence):
 
 @pytest.mark.daily
 @pytest.mark.critical
-def test_error_rate(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_error_rate(ops_host, cfg, state_dir, now, window, evidence):
     """에러율 < 1%: failed responses (5xx, and 499: the client gave up) / all, last 24 h."""
-    summary, source = logs.responses(cfg, state_dir, now)
+    summary, source = logs.responses(cfg, state_dir, now, ops_host)
     w = _last_24h(summary, window, source, evidence)
     gave_up = w.codes.get("499", 0)
     evidence.record("5xx responses, last 24 h", w.errors_5xx, "", None)
@@ -64,9 +65,10 @@ def test_error_rate(cfg, state_dir, now, window, evidence):
 
 
 @pytest.mark.daily
-def test_avg_response_time(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_avg_response_time(ops_host, cfg, state_dir, now, window, evidence):
     """평균 응답 시간 < 3초: mean response time in the last 24 h."""
-    _, w, source = _timed_24h(cfg, state_dir, now, window, evidence)
+    _, w, source = _timed_24h(cfg, state_dir, now, window, evidence, ops_host)
     evidence.at_most(
         f"mean response time, last 24 h ({source})",
         w.latency.mean_ms,
@@ -77,9 +79,10 @@ def test_avg_response_time(cfg, state_dir, now, window, evidence):
 
 
 @pytest.mark.daily
-def test_p95_response_time(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_p95_response_time(ops_host, cfg, state_dir, now, window, evidence):
     """API 응답 시간 체크: p95 response time in the last 24 h (within 1 %)."""
-    _, w, source = _timed_24h(cfg, state_dir, now, window, evidence)
+    _, w, source = _timed_24h(cfg, state_dir, now, window, evidence, ops_host)
     evidence.at_most(
         f"p95 response time, last 24 h ({source})",
         w.latency.quantile_ms(0.95),
@@ -91,9 +94,10 @@ def test_p95_response_time(cfg, state_dir, now, window, evidence):
 
 
 @pytest.mark.daily
-def test_slow_requests(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_slow_requests(ops_host, cfg, state_dir, now, window, evidence):
     """성능 이슈 로그 확인: no more than 1 % of requests slower than slow_request_ms."""
-    _, w, source = _timed_24h(cfg, state_dir, now, window, evidence)
+    _, w, source = _timed_24h(cfg, state_dir, now, window, evidence, ops_host)
     limit_ms = cfg.thresholds.slow_request_ms
     slow = w.latency.over(limit_ms)
     evidence.record(f"requests over {limit_ms:g} ms, last 24 h", slow, "", None)
@@ -102,9 +106,10 @@ def test_slow_requests(cfg, state_dir, now, window, evidence):
 
 
 @pytest.mark.daily
-def test_throughput_normal(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_throughput_normal(ops_host, cfg, state_dir, now, window, evidence):
     """처리량 정상 범위 내: last 24 h's requests within 0.5x-2x the median of the 7 days before."""
-    summary, source = logs.responses(cfg, state_dir, now)
+    summary, source = logs.responses(cfg, state_dir, now, ops_host)
     last = summary.window(window[0]).requests
     before = [summary.window(keys).requests for keys in window[1]]
     typical = median(before)
@@ -132,9 +137,10 @@ def _without(errors: Counter, is_noise) -> tuple[Counter, int]:
 
 
 @pytest.mark.daily
-def test_error_log_review(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_error_log_review(ops_host, cfg, state_dir, now, window, evidence):
     """에러 로그 확인 (ERROR 레벨): no ERROR signature the previous 7 days did not have."""
-    app, source = logs.app_log(cfg, state_dir, now)
+    app, source = logs.app_log(cfg, state_dir, now, ops_host)
     is_noise = _noise(cfg)
     last, noise = _without(app.window(window[0]).errors, is_noise)
     before, _ = _without(app.window([k for keys in window[1] for k in keys]).errors, is_noise)
@@ -153,9 +159,10 @@ def test_error_log_review(cfg, state_dir, now, window, evidence):
 
 
 @pytest.mark.daily
-def test_warning_log_review(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_warning_log_review(ops_host, cfg, state_dir, now, window, evidence):
     """경고 로그 검토 (WARN 레벨): WARNING lines at most 3x the median of the previous 7 days."""
-    app, source = logs.app_log(cfg, state_dir, now)
+    app, source = logs.app_log(cfg, state_dir, now, ops_host)
     last = sum(app.window(window[0]).warnings.values())
     before = [sum(app.window(keys).warnings.values()) for keys in window[1]]
     if not logs.covers(app, window[1]):
@@ -174,11 +181,12 @@ def test_warning_log_review(cfg, state_dir, now, window, evidence):
 
 
 @pytest.mark.daily
-def test_abnormal_access(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_abnormal_access(ops_host, cfg, state_dir, now, window, evidence):
     """비정상적인 접근 시도 확인: no client over the rate limit, probe-path hits, 401/403 bursts."""
     if not cfg.paths.access_log:
         pytest.skip("no access log configured ([paths] access_log)")
-    s, _ = logs.access_log(cfg, state_dir, now)
+    s, _ = logs.access_log(cfg, state_dir, now, ops_host)
     t, last = cfg.thresholds, window[0]
     rates, hits = s.in_hours(s.clients_over_rate, last), s.in_hours(s.probe_hits, last, add=True)
     auth = s.in_hours(s.auth_bursts, last)
@@ -196,9 +204,10 @@ def test_abnormal_access(cfg, state_dir, now, window, evidence):
 
 
 @pytest.mark.daily
-def test_llm_usage(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_llm_usage(ops_host, cfg, state_dir, now, window, evidence):
     """API 키 사용량 모니터링: LLM calls within llm_calls_per_day; no API key in any log."""
-    app, _ = logs.app_log(cfg, state_dir, now)
+    app, _ = logs.app_log(cfg, state_dir, now, ops_host)
     w = app.window(window[0])
     calls = Calls.of(w.calls)
     evidence.record("generation requests, last 24 h", w.generations)
@@ -210,7 +219,7 @@ def test_llm_usage(cfg, state_dir, now, window, evidence):
     evidence.at_most(f"LLM calls, last 24 h ({how})", n, "", cfg.thresholds.llm_calls_per_day)
     hits = list(app.key_hits)
     if cfg.paths.access_log:
-        hits += logs.access_log(cfg, state_dir, now)[0].key_hits
+        hits += logs.access_log(cfg, state_dir, now, ops_host)[0].key_hits
     evidence.record("API-key-shaped strings in logs", len(hits), "", 0)
     if hits:
         evidence.breach(
@@ -221,9 +230,10 @@ def test_llm_usage(cfg, state_dir, now, window, evidence):
 
 @pytest.mark.daily
 @pytest.mark.critical
-def test_llm_api_errors(cfg, state_dir, now, window, evidence):
+@pytest.mark.role("app")
+def test_llm_api_errors(ops_host, cfg, state_dir, now, window, evidence):
     """API 키 사용량 모니터링: LLM and embeddings calls answer 2xx (any 401/403: a rejected key)."""
-    app, source = logs.app_log(cfg, state_dir, now)
+    app, source = logs.app_log(cfg, state_dir, now, ops_host)
     w = app.window(window[0])
     calls = Calls.of(w.calls)
     total, failed = calls.total(), calls.failed()

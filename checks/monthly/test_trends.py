@@ -47,7 +47,7 @@ def test_capacity_forecast(disk_fits, cfg, evidence):
 
 
 @pytest.fixture
-def endpoint_window(cfg, state_dir):
+def endpoint_window(ops_host, cfg, state_dir):
     """The last 30 days of the access log, timed per endpoint (the app log's Response
     lines carry no endpoint, so it cannot rank them)."""
     if not cfg.paths.access_log:
@@ -58,7 +58,7 @@ def endpoint_window(cfg, state_dir):
         )
     now = backups.now()
     try:
-        summary, source = logs.access_log(cfg, state_dir, now)
+        summary, source = logs.access_log(cfg, state_dir, now, ops_host)
     except ProbeError as exc:
         pytest.fail(f"no verdict: {exc}", pytrace=False)
     window = summary.window(logs.hours_back(now, 30 * 24))
@@ -76,6 +76,7 @@ def _budget(cfg, endpoint: str) -> float:
 
 
 @pytest.mark.monthly
+@pytest.mark.role("app")
 def test_endpoint_latency_budget(endpoint_window, cfg, evidence):
     """병목 지점 분석: each endpoint's 30-day p95 within its endpoint_budget_ms, ranked."""
     window, source = endpoint_window

@@ -9,10 +9,11 @@ MIN_SAMPLES = 10  # an hour with fewer responses has no meaningful p95 (one slow
 
 
 @pytest.mark.weekly
-def test_hourly_latency_profile(cfg, state_dir, evidence):
+@pytest.mark.role("app")
+def test_hourly_latency_profile(ops_host, cfg, state_dir, evidence):
     """응답 시간 패턴 검토: no clock hour of the last 7 days with p95 above p95_response_ms."""
     now = backups.now()
-    summary, source = logs.timings(cfg, state_dir, now)
+    summary, source = logs.timings(cfg, state_dir, now, ops_host)
     hours = logs.hours_back(now, 24 * 7)
     limit = cfg.thresholds.p95_response_ms
     profile = {

@@ -32,14 +32,14 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
-from contextlib import ExitStack, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -49,6 +49,7 @@ from opscheck.probes.backups import Listed
 from opscheck.probes.host import DiskUsage, FileState, LocalHost, host_label, is_local
 
 MARGIN_S = 2.0  # beyond the deadline, for a backend that does not bound itself
+MIN_RATE_BPS = 1 << 20  # a stream slower than this (after timeout_s) is a trickling host
 PERSIST_S = 60  # an idle master outlives its last command this long (a killed run's too)
 SSH_SCHEMES = ("ssh",)
 WRITING_SCHEMES = ("safe-ssh",)  # testinfra's wrapper writes mktemp files on the host
@@ -300,6 +301,7 @@ class RemoteHost:
         self._snapshot: Future | None = None
         self._snapshot_budget = 0.0
         self._cache: dict[str, tuple[int, str]] = {}
+        self._capturing = threading.local()
 
     # -- the checks' interface (as LocalHost) --
 
@@ -392,6 +394,63 @@ class RemoteHost:
             with suppress(Exception):
                 client.close()
 
+    # -- streaming a command's output --
+
+    def stream_budget(self, size: int) -> float:
+        """How long a stream of `size` bytes may take: timeout_s, plus the bytes at
+        MIN_RATE_BPS (a host sending slower than that is trickling)."""
+        return self.opts.timeout_s + size / MIN_RATE_BPS
+
+    @contextmanager
+    def stream(self, what: str, command: str, budget_s: float) -> Iterator[Stream]:
+        """The stdout of `command` on the host, read as it arrives (never held whole).
+
+        The stream stops at the deadline, or when no byte came for timeout_s; then, or
+        when the command failed (its stderr's last line), the block's end raises a
+        ProbeError naming the host and `what`, whatever the reader made of the bytes."""
+        if self._host is None or self._broken:
+            self.run_rc(what, "true")  # connected, or the host's one-line failure
+        source = self._open_stream(what, _C + command)
+        out = Stream(source.stdout, self.opts.timeout_s, time.monotonic() + budget_s)
+        watch = threading.Thread(target=out.watch, args=(source.stop,), daemon=True)
+        watch.start()
+        failed: BaseException | None = None
+        try:
+            yield out
+        except Exception as exc:
+            failed = exc
+        finally:
+            out.done.set()
+            rc, err = source.finish(out.eof)
+        if out.stopped:
+            why = out.stopped
+        elif out.eof and rc:
+            why = _last_line(err) or f"exit code {rc}"
+        elif failed is not None:  # the reader gave up: the command's own error is the cause
+            why = _last_line(err)
+        else:
+            why = ""  # done, or stopped early by the reader on purpose
+        if why:
+            raise ProbeError(f"host {self.name}: {what}: {scrub.scrub(why)}") from None
+        if failed is not None:
+            raise failed
+
+    def _open_stream(self, what: str, command: str) -> _Source:
+        backend = self._host.backend
+        client = vars(backend).get("client")
+        if client is not None:  # paramiko: a channel of its own on the connection
+            return _ChannelSource(client, backend.encode(backend.get_command(command)))
+        self._capturing.on = True
+        try:
+            backend.run(command)
+        except _Captured as captured:
+            return _ProcessSource(captured.cmd, f"{what} on {self.name}")
+        finally:
+            self._capturing.on = False
+        raise ProbeError(
+            f"host {self.name}: {what}: {scheme(self.spec)}:// cannot stream a file's content"
+        )
+
     # -- running commands --
 
     def run_rc(self, what: str, command: str, budget_s: float | None = None) -> tuple:
@@ -452,6 +511,8 @@ class RemoteHost:
 
         def run_local(command: str, *args: str):
             cmd = backend.encode(backend.quote(command, *args))
+            if getattr(self._capturing, "on", False):
+                raise _Captured(cmd)
             rc, out, err = self._subprocess(cmd)
             return backend.result(rc, cmd, out, err)
 
@@ -484,6 +545,140 @@ class RemoteHost:
         if pid and _is_master(pid, self.control_path):
             self._master_pid = pid
             lifecycle.register(pid, f"ssh master for {self.name}")
+
+
+class _Captured(Exception):
+    """A backend's local command line, caught instead of run (to stream its output)."""
+
+    def __init__(self, cmd: bytes) -> None:
+        super().__init__("captured")
+        self.cmd = cmd
+
+
+class Stream:
+    """A command's stdout as a binary file, with the deadline and idle limit watched."""
+
+    def __init__(self, raw: IO[bytes], idle_s: float, deadline: float) -> None:
+        self._raw = raw
+        self.idle_s, self.deadline = idle_s, deadline
+        self.last = time.monotonic()
+        self.read_bytes = 0
+        self.eof = False
+        self.stopped = ""  # why the watch stopped the command ("" if it did not)
+        self.done = threading.Event()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._raw.read() if n is None or n < 0 else self._raw.read(n)
+        self._note(len(data), n)
+        return data
+
+    def readinto(self, buf) -> int:
+        data = self._raw.read(len(buf))
+        buf[: len(data)] = data
+        self._note(len(data), len(buf))
+        return len(data)
+
+    def _note(self, got: int, wanted: int | None) -> None:
+        self.read_bytes += got
+        self.last = time.monotonic()
+        if got == 0 and wanted != 0:
+            self.eof = True
+
+    def close(self) -> None:
+        """(The source closes it.)"""
+
+    def watch(self, stop: Callable[[], None]) -> None:
+        """Stop the command at the deadline, or after idle_s without a byte."""
+        while not self.done.wait(0.2):
+            now = time.monotonic()
+            if now > self.deadline:
+                self.stopped = f"stream stopped at its deadline after {self.read_bytes} bytes"
+            elif now - self.last > self.idle_s:
+                self.stopped = (
+                    f"no byte for {self.idle_s:g} s (stream stopped after {self.read_bytes} bytes)"
+                )
+            if self.stopped:
+                stop()
+                return
+
+
+class _Source:
+    stdout: IO[bytes]
+
+    def stop(self) -> None: ...
+
+    def finish(self, eof: bool) -> tuple[int, str]:
+        """(exit code, stderr) once the reader is done; stopped first if it did not reach
+        the end (an exit code of 141, SIGPIPE, then)."""
+        raise NotImplementedError
+
+
+class _ProcessSource(_Source):
+    """A backend's local process (ssh, docker exec ...), in its own process group."""
+
+    def __init__(self, cmd: bytes, what: str) -> None:
+        self.proc = subprocess.Popen(
+            cmd,
+            shell=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        lifecycle.register(self.proc.pid, what, group=True)
+        self.stdout = self.proc.stdout
+        self._err = bytearray()
+        self._drain = threading.Thread(target=self._read_err, daemon=True)
+        self._drain.start()
+
+    def _read_err(self) -> None:
+        for chunk in iter(lambda: self.proc.stderr.read1(1 << 16), b""):
+            self._err += chunk
+            del self._err[: max(0, len(self._err) - (1 << 16))]
+
+    def stop(self) -> None:
+        with suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+
+    def finish(self, eof: bool) -> tuple[int, str]:
+        try:
+            if not eof:
+                self.stop()
+            try:
+                rc = self.proc.wait(timeout=MARGIN_S)
+            except subprocess.TimeoutExpired:
+                self.stop()
+                rc = self.proc.wait()
+            self._drain.join(MARGIN_S)
+        finally:
+            lifecycle.forget(self.proc.pid)
+            self.proc.stdout.close()
+            self.proc.stderr.close()
+        return (141 if not eof else rc), _text(bytes(self._err))
+
+
+class _ChannelSource(_Source):
+    """A paramiko channel of its own on the host's connection."""
+
+    def __init__(self, client, cmd: bytes) -> None:
+        self.chan = client.get_transport().open_session()
+        self.chan.exec_command(cmd)
+        self.stdout = self.chan.makefile("rb")
+
+    def stop(self) -> None:
+        self.chan.close()
+
+    def finish(self, eof: bool) -> tuple[int, str]:
+        if not eof:
+            self.stop()
+            return 141, ""
+        err = self.chan.makefile_stderr("rb").read()
+        rc = self.chan.recv_exit_status()
+        self.chan.close()
+        return rc, _text(err)
 
 
 def _testinfra_host(spec: str, opts: Options, control_path: str):

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opscheck.probes import ProbeError
+from opscheck.probes.host import host_state
+from opscheck.probes.hostfiles import files_of
 from opscheck.probes.logs.files import olddirs, summarize
 from opscheck.probes.logs.summary import Hist, Hour, Summary
 
@@ -28,7 +30,7 @@ __all__ = [
     "windows",
 ]
 
-_MEMO: dict[tuple[str, str, str], tuple[Summary, dict]] = {}
+_MEMO: dict[tuple[str, str, str, str], tuple[Summary, dict]] = {}
 MAX_UNPARSED_PERCENT = 1.0
 FUTURE_SLACK = timedelta(minutes=5)
 
@@ -41,15 +43,18 @@ def view(
     tz: str = "",
     logrotate_conf: str = "",
     access_format: str = "timed",
+    host=None,
 ) -> Summary:
-    """The Summary of `path` and its rotated copies, computed once per process. App log
-    stamps are read as wall-clock times in zone `tz`; an access log ("access") is read
-    in nginx `log_format` `access_format`; rotated copies are also looked for in the
-    `olddir` the logrotate file names."""
-    key = _key(path, fmt, tz, access_format)
+    """The Summary of `path` and its rotated copies on `host` (None: this machine),
+    computed once per process. App log stamps are read as wall-clock times in zone `tz`;
+    an access log ("access") is read in nginx `log_format` `access_format`; rotated
+    copies are also looked for in the `olddir` the logrotate file names. What is
+    remembered between runs is kept per host."""
+    key = _key(path, fmt, tz, access_format, host)
     if key not in _MEMO:
-        cache = state_dir / "logs" if state_dir is not None else None
-        extra = olddirs(logrotate_conf)
+        fs = files_of(host)
+        cache = host_state(state_dir, host) / "logs" if state_dir is not None else None
+        extra = olddirs(logrotate_conf, fs)
         _MEMO[key] = summarize(
             path,
             cache,
@@ -58,16 +63,20 @@ def view(
             tz=tz,
             olddirs=extra,
             access_format=access_format,
+            fs=fs,
         )
     return _MEMO[key][0]
 
 
-def _key(path: str, fmt: str, tz: str, access_format: str) -> tuple[str, str, str]:
-    return (path, fmt, access_format if fmt == "access" else tz)
+def _key(path: str, fmt: str, tz: str, access_format: str, host=None) -> tuple[str, ...]:
+    name = "local" if host is None else host.name
+    return (name, path, fmt, access_format if fmt == "access" else tz)
 
 
-def stats(path: str, fmt: str = "app", tz: str = "", access_format: str = "timed") -> dict:
-    return _MEMO.get(_key(path, fmt, tz, access_format), (None, {}))[1]
+def stats(
+    path: str, fmt: str = "app", tz: str = "", access_format: str = "timed", host=None
+) -> dict:
+    return _MEMO.get(_key(path, fmt, tz, access_format, host), (None, {}))[1]
 
 
 def blind_spots(s: Summary, what: str, now: datetime, records: bool = True) -> list[str]:
@@ -115,40 +124,52 @@ def windows(now: datetime, days: int = 7) -> tuple[list[str], list[list[str]]]:
     return last, earlier
 
 
-def app_log(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+def _on(host) -> str:
+    """ " on app@10.0.0.5" for a remote host, "" for this machine."""
+    return "" if host is None or host.name == "local" else f" on {host.name}"
+
+
+def app_log(cfg, state_dir: Path | None, now: datetime, host=None) -> tuple[Summary, str]:
     """The app log's Summary, whole (else a ProbeError), and its name for messages."""
     p = cfg.paths
-    s = view(p.app_log, state_dir, "app", tz=cfg.service.timezone, logrotate_conf=p.logrotate_conf)
-    what = f"app log {p.app_log}"
+    s = view(
+        p.app_log,
+        state_dir,
+        "app",
+        tz=cfg.service.timezone,
+        logrotate_conf=p.logrotate_conf,
+        host=host,
+    )
+    what = f"app log {p.app_log}{_on(host)}"
     return seen(s, what, now), what
 
 
-def access_log(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+def access_log(cfg, state_dir: Path | None, now: datetime, host=None) -> tuple[Summary, str]:
     """The nginx access log's Summary, whole (else a ProbeError), and its name."""
     p = cfg.paths
-    s = view(p.access_log, state_dir, "access", access_format=p.access_log_format)
-    what = f"access log {p.access_log}"
+    s = view(p.access_log, state_dir, "access", access_format=p.access_log_format, host=host)
+    what = f"access log {p.access_log}{_on(host)}"
     return seen(s, what, now, records=False), what
 
 
-def responses(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+def responses(cfg, state_dir: Path | None, now: datetime, host=None) -> tuple[Summary, str]:
     """Where responses are counted: the access log when there is one (client-side
     truth, nginx's own 499/502/504 included), else the app log."""
     if cfg.paths.access_log:
-        return access_log(cfg, state_dir, now)
-    return app_log(cfg, state_dir, now)
+        return access_log(cfg, state_dir, now, host)
+    return app_log(cfg, state_dir, now, host)
 
 
-def timings(cfg, state_dir: Path | None, now: datetime) -> tuple[Summary, str]:
+def timings(cfg, state_dir: Path | None, now: datetime, host=None) -> tuple[Summary, str]:
     """Where response times come from: the access log when its format has timings,
     else the app log (server side: it leaves out the wait in the event loop), saying so."""
     if cfg.paths.access_log:
-        s, what = access_log(cfg, state_dir, now)
+        s, what = access_log(cfg, state_dir, now, host)
         if s.latency_source:
             return s, f"{what}, {s.latency_source}"
-        app, app_what = app_log(cfg, state_dir, now)
+        app, app_what = app_log(cfg, state_dir, now, host)
         return app, f"{app_what}, server side: the access log's format has no timings"
-    s, what = app_log(cfg, state_dir, now)
+    s, what = app_log(cfg, state_dir, now, host)
     return s, f"{what}, {s.latency_source}"
 
 

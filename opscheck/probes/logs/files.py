@@ -15,27 +15,31 @@ from __future__ import annotations
 
 import bz2
 import hashlib
+import io
 import itertools
 import json
 import lzma
 import os
 import re
-import stat
 import tempfile
+import zlib
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from isal import igzip_threaded
+from isal import igzip, igzip_threaded
 
 from opscheck import lifecycle
 from opscheck.probes import ProbeError
+from opscheck.probes.hostfiles import Entry, LocalFiles, RemoteFiles
 from opscheck.probes.logs.access import cache_tag, log_format_of, scan_access
 from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_app
 from opscheck.probes.logs.summary import Summary
 from opscheck.probes.noatime import open_binary, open_decoded, read_text
 
 HEAD = 64 << 10
+RAW_HEAD = 2 * HEAD  # of a compressed file on another host: enough for HEAD decompressed
+TAIL = HEAD  # of a plain file on another host, read with the heads (where its lines end)
 SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
 RANGES_PER_WORKER = 16
 RANGE_MIN = 32 << 20
@@ -57,29 +61,33 @@ class LogFile:
     size: int  # bytes on disk
     mtime: float
     active: bool = False  # the file the service is writing (no rotation suffix)
+    dev: int = 0
+    ino: int = 0
 
     @property
     def compressed(self) -> bool:
         return bool(self.codec)
 
 
-def siblings(path: str, olddirs: tuple[str, ...] = ()) -> list[LogFile]:
+def siblings(path: str, olddirs: tuple[str, ...] = (), fs: Files | None = None) -> list[LogFile]:
     """The log and its rotated copies (`.1`, `.2.gz`, `-20261130.gz` ...) beside it and in
-    logrotate's `olddir`s, the active log first. A name that looks rotated but is not one
-    logrotate gives (another suffix, an unknown compression), or an entry that is not a
-    regular file, is a ProbeError: its lines would be missing from every count."""
+    logrotate's `olddir`s, the active log first, on this machine or on the host of `fs`.
+    A name that looks rotated but is not one logrotate gives (another suffix, an unknown
+    compression), or an entry that is not a regular file, is a ProbeError: its lines would
+    be missing from every count."""
+    fs = fs or LocalFiles()
     base = Path(path)
     found: list[tuple[tuple, LogFile]] = []
     for directory in (base.parent, *(base.parent / d for d in olddirs)):
+        what = "log dir" if directory == base.parent else "logrotate olddir"
         try:
-            names = os.listdir(directory)
+            entries = fs.entries(str(directory))
         except FileNotFoundError:
-            if directory == base.parent:
-                raise ProbeError(f"log dir {directory} does not exist") from None
-            raise ProbeError(f"logrotate olddir {directory} does not exist") from None
-        except (PermissionError, NotADirectoryError) as exc:
-            raise ProbeError(f"log dir {directory}: {exc.strerror}") from None
-        for name in names:
+            raise ProbeError(f"{fs.where}{what} {directory} does not exist") from None
+        except OSError as exc:
+            raise ProbeError(f"{fs.where}{what} {directory}: {exc.strerror}") from None
+        for entry in entries:
+            name = entry.name
             if not name.startswith(base.name):
                 continue
             rest = name[len(base.name) :]
@@ -88,14 +96,15 @@ def siblings(path: str, olddirs: tuple[str, ...] = ()) -> list[LogFile]:
             m = ROTATED.fullmatch(rest)
             if m is None:
                 raise ProbeError(
-                    f"{directory / name}: not a name logrotate gives {base.name} (numbered, "
-                    f"dateext, or compressed with {', '.join(CODECS)}): its lines cannot be read"
+                    f"{fs.where}{directory / name}: not a name logrotate gives {base.name} "
+                    f"(numbered, dateext, or compressed with {', '.join(CODECS)}): its lines "
+                    "cannot be read"
                 )
             active = not rest
             if active and directory != base.parent:
                 continue
             order = (not active, m.group(1) is None, _order(m))
-            found.append((order, _entry(directory / name, m, active)))
+            found.append((order, _entry(directory / name, m, active, entry, fs)))
     return [f for _, f in sorted(found, key=lambda t: t[0])]
 
 
@@ -106,22 +115,24 @@ def _order(m: re.Match[str]) -> int | str:
     return "".join(chr(0x7F - ord(c)) for c in m.group(2) or "")
 
 
-def _entry(p: Path, m: re.Match[str], active: bool) -> LogFile:
-    try:
-        st = p.stat()
-    except FileNotFoundError:
-        raise ProbeError(f"log {p}: vanished while the logs were listed; run again") from None
-    except OSError as exc:
-        raise ProbeError(f"log {p}: cannot read: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        kind = _KINDS.get(stat.S_IFMT(st.st_mode), "not a regular file")
-        raise ProbeError(f"log {p} is {kind}, not a regular file: its lines cannot be read")
-    return LogFile(p, CODECS.get(m.group(3) or "", ""), st.st_size, st.st_mtime, active)
+def _entry(p: Path, m: re.Match[str], active: bool, e: Entry, fs: Files) -> LogFile:
+    if e.kind != "f":
+        kind = _KINDS.get(e.kind, "not a regular file")
+        raise ProbeError(
+            f"{fs.where}log {p} is {kind}, not a regular file: its lines cannot be read"
+        )
+    return LogFile(p, CODECS.get(m.group(3) or "", ""), e.size, e.mtime, active, e.dev, e.ino)
 
 
 def _read_errors() -> tuple[type[BaseException], ...]:
     """What reading a damaged plain or compressed log raises (zstd's own when installed)."""
-    errors: tuple[type[BaseException], ...] = (EOFError, lzma.LZMAError, OSError, ValueError)
+    errors: tuple[type[BaseException], ...] = (
+        EOFError,
+        lzma.LZMAError,
+        OSError,
+        ValueError,
+        zlib.error,
+    )
     try:
         import zstandard
     except ImportError:
@@ -132,20 +143,28 @@ def _read_errors() -> tuple[type[BaseException], ...]:
 READ_ERRORS = _read_errors()
 
 _KINDS = {
-    stat.S_IFIFO: "a FIFO",
-    stat.S_IFDIR: "a directory",
-    stat.S_IFSOCK: "a socket",
-    stat.S_IFCHR: "a character device",
-    stat.S_IFBLK: "a block device",
+    "p": "a FIFO",
+    "d": "a directory",
+    "s": "a socket",
+    "c": "a character device",
+    "b": "a block device",
+    "l": "a symlink to nothing",
 }
+Files = LocalFiles | RemoteFiles
 
 
-def olddirs(logrotate_conf: str) -> tuple[str, ...]:
+def olddirs(logrotate_conf: str, fs: Files | None = None) -> tuple[str, ...]:
     """The `olddir` directories a logrotate file names (relative ones are taken from the
     log's directory, as logrotate does); none if the file is absent or unreadable."""
+    fs = fs or LocalFiles()
     try:
-        text = read_text(logrotate_conf, errors="replace") if logrotate_conf else ""
-    except OSError:
+        if not logrotate_conf:
+            text = ""
+        elif fs.remote:
+            text = fs.read(logrotate_conf, 0, 1 << 20).decode("utf-8", "replace")
+        else:
+            text = read_text(logrotate_conf, errors="replace")
+    except (OSError, ProbeError):
         return ()
     dirs = [ln.split()[1] for ln in text.splitlines() if ln.strip().startswith("olddir ")]
     return tuple(dict.fromkeys(d for d in dirs if d))
@@ -155,31 +174,74 @@ def _open(f: LogFile):
     """The file's content (decompressed), read without touching its atime."""
     if f.codec == "gz":
         return open_decoded(f.path, lambda raw: igzip_threaded.open(raw, "rb", threads=1))
-    if f.codec == "xz":
-        return open_decoded(f.path, lambda raw: lzma.open(raw, "rb"))
-    if f.codec == "bz2":
-        return open_decoded(f.path, lambda raw: bz2.open(raw, "rb"))
-    if f.codec == "zst":
-        import zstandard
-
-        return open_decoded(f.path, lambda raw: zstandard.open(raw, "rb"))
+    if f.codec:
+        return open_decoded(f.path, _DECODERS[f.codec])
     return open_binary(f.path)
 
 
-def content_key(f: LogFile) -> tuple[str, int | str]:
+def _xz(raw):
+    return lzma.LZMAFile(raw)
+
+
+def _zstd(raw):
+    import zstandard
+
+    return zstandard.open(raw, "rb")
+
+
+_DECODERS = {
+    "gz": lambda raw: igzip.open(raw, "rb"),
+    "xz": _xz,
+    "bz2": lambda raw: bz2.BZ2File(raw),
+    "zst": _zstd,
+}
+
+
+def _head(f: LogFile, fs: Files) -> bytes:
+    """The first HEAD bytes of the file's content (decompressed)."""
+    if not fs.remote:
+        with _open(f) as fh:
+            return fh.read(HEAD)
+    if not f.codec:
+        return fs.read(str(f.path), 0, HEAD)
+    raw = fs.read(str(f.path), 0, RAW_HEAD)
+    with _DECODERS[f.codec](io.BytesIO(raw)) as fh:
+        try:
+            return fh.read(HEAD)
+        except EOFError:  # the prefix ends inside the stream: what it holds, decoded
+            if len(raw) < RAW_HEAD:
+                raise
+    with fs.open(str(f.path), 0, f.size) as raw_stream, _DECODERS[f.codec](raw_stream) as fh:
+        return fh.read(HEAD)
+
+
+def content_key(f: LogFile, fs: Files | None = None) -> tuple[str, int | str]:
     """(hash of the first 64 KiB of content, content length) of a plain or gzip file;
     for xz, bzip2 and zstd, whose length is not stored, the length on disk ("z<bytes>")."""
-    with _open(f) as fh:
-        head = fh.read(HEAD)
+    fs = fs or LocalFiles()
+    head = _head(f, fs)
     if f.codec == "gz":
-        with open_binary(f.path) as raw:
-            raw.seek(-4, os.SEEK_END)
-            length: int | str = int.from_bytes(raw.read(4), "little")  # ISIZE: mod 2^32
+        trailer = fs.read(str(f.path), max(0, f.size - 4), 4)
+        length: int | str = int.from_bytes(trailer, "little")  # ISIZE: mod 2^32
     elif f.codec:
         length = f"z{f.size}"
     else:
         length = f.size
     return hashlib.sha256(head).hexdigest()[:32], length
+
+
+def _first_reads(files: list[LogFile]) -> list[tuple[str, int, int]]:
+    """What `_summarize` reads of each file before it scans: heads, gzip trailers, and
+    the tail of a plain file (where its last line ends): one command for all on a host."""
+    ranges = []
+    for f in files:
+        p = str(f.path)
+        ranges.append((p, 0, RAW_HEAD if f.codec else HEAD))
+        if f.codec == "gz":
+            ranges.append((p, max(0, f.size - 4), 4))
+        elif not f.codec:
+            ranges.append((p, max(0, f.size - TAIL), TAIL))
+    return ranges
 
 
 class Cache:
@@ -237,12 +299,28 @@ def _scan_range(
     with _open(f) as fh:
         if start:
             fh.seek(start)
-        length = None if end is None else end - start
-        if fmt.startswith("access"):  # "access:<log_format>"
-            summary = scan_access(fh, name, length, line_base, log_format_of(fmt))
-        else:
-            summary = scan_app(fh, name, length, line_base, tz)
+        return _scan_stream(fh, start, end, name, line_base, fmt, tz)
+
+
+def _scan_stream(fh, start: int, end: int | None, name: str, line_base: int, fmt: str, tz: str):
+    length = None if end is None else end - start
+    if fmt.startswith("access"):  # "access:<log_format>"
+        summary = scan_access(fh, name, length, line_base, log_format_of(fmt))
+    else:
+        summary = scan_app(fh, name, length, line_base, tz)
     return summary.to_json()
+
+
+def _scan_remote(fs: RemoteFiles, task: tuple, size: int) -> dict:
+    """A task read from another host: the bytes streamed from `start` (a compressed
+    file whole, decompressed here), scanned as they arrive."""
+    path, codec, start, end, name, line_base, fmt, tz = task
+    length = None if codec or end is None else end - start
+    with fs.open(path, start, size, length) as raw:
+        if not codec:
+            return _scan_stream(raw, start, end, name, line_base, fmt, tz)
+        with _DECODERS[codec](raw) as fh:
+            return _scan_stream(fh, 0, None, name, line_base, fmt, tz)
 
 
 def _ranges(size: int, parts: int) -> list[tuple[int, int | None]]:
@@ -277,8 +355,10 @@ def summarize(
     tz: str = "",
     olddirs: tuple[str, ...] = (),
     access_format: str = "timed",
+    fs: Files | None = None,
 ) -> tuple[Summary, dict]:
-    """The merged Summary of a log and its rotated siblings, and how it was obtained.
+    """The merged Summary of a log and its rotated siblings (on this machine, or on the
+    host of `fs`), and how it was obtained.
 
     A file whose content was summarised before (same head hash and length, renamed or
     gzipped since) is not read; a plain file that only grew since the last pass (same
@@ -288,12 +368,13 @@ def summarize(
     """
     if fmt == "access":
         fmt = f"access:{access_format}"  # nginx log_format, passed on to the scanner
+    fs = fs or LocalFiles()
     try:
-        return _summarize(path, cache_dir, workers, fmt, split_min, tz, olddirs)
+        return _summarize(path, cache_dir, workers, fmt, split_min, tz, olddirs, fs)
     except FileNotFoundError as exc:
         raise ProbeError(
-            f"log {exc.filename or path}: vanished while it was read (rotated or deleted "
-            "meanwhile); run again"
+            f"{fs.where}log {exc.filename or path}: vanished while it was read (rotated or "
+            "deleted meanwhile); run again"
         ) from None
 
 
@@ -305,24 +386,32 @@ def _summarize(
     split_min: int,
     tz: str,
     olddirs: tuple[str, ...],
+    fs: Files,
 ) -> tuple[Summary, dict]:
-    files = siblings(path, olddirs)
+    files = siblings(path, olddirs, fs)
     if not files:
-        raise ProbeError(f"log {path} does not exist (nor any rotated copy)")
+        raise ProbeError(f"{fs.where}log {path} does not exist (nor any rotated copy)")
+    fs.prefetch(_first_reads(files))
     for f in files:  # a file left out would make every count wrong: say so, plainly
         try:
-            open_binary(f.path).close()
+            if fs.remote:
+                fs.read(str(f.path), 0, 0)
+            else:
+                open_binary(f.path).close()
+        except FileNotFoundError:
+            raise
         except OSError as exc:
-            raise ProbeError(f"log {f.path}: cannot read: {exc.strerror}") from None
+            raise ProbeError(f"{fs.where}log {f.path}: cannot read: {exc.strerror}") from None
     cache = Cache(cache_dir)
     # a zone gives other UTC hours, a log_format other fields: each its own cache entries
     kind = f"{fmt}-{zone_id(tz)}" if fmt == "app" else cache_tag(fmt)
     total = Summary()
     stats = {"files": len(files), "read_bytes": 0, "cached_files": 0, "resumed_files": 0}
     jobs: list[tuple[LogFile, str | None, int, int, Summary | None]] = []
+    looked: list[tuple[LogFile, str | None, dict | None]] = []
     for f in files:
         try:
-            key: str | None = "{}-{}-{}".format(kind, *content_key(f))
+            key: str | None = "{}-{}-{}".format(kind, *content_key(f, fs))
         except READ_ERRORS as exc:
             total.notes.append(f"{f.path.name}: content not identified ({exc}); read whole")
             key = None
@@ -332,17 +421,20 @@ def _summarize(
             stats["cached_files"] += 1
             continue
         active = None if f.compressed else cache.get(_active_key(f, kind))
+        looked.append((f, key, active))
+    fs.prefetch([_tail_range(f, a["offset"]) for f, _, a in looked if a and a["offset"] <= f.size])
+    for f, key, active in looked:
         if (
             active
             and active["offset"] <= f.size
-            and active["tail"] == _tail_hash(f.path, active["offset"])
+            and active["tail"] == _tail_hash(f, active["offset"], fs)
         ):
             before = Summary.from_json(active["summary"])
             stats["resumed_files"] += 1
             jobs.append((f, key, active["offset"], active["lines"], before))
         else:
             jobs.append((f, key, 0, 0, None))
-    results = _run([(f, k, o, n) for f, k, o, n, _ in jobs], workers, fmt, split_min, tz)
+    results = _run([(f, k, o, n) for f, k, o, n, _ in jobs], workers, fmt, split_min, tz, fs)
     parts = [total]  # merged once at the end, into the largest (no copy of it)
     for (f, key, offset, _, before), (summary, end) in zip(jobs, results, strict=True):
         stats["read_bytes"] += f.size if f.compressed else end - offset
@@ -352,7 +444,7 @@ def _summarize(
             merged = before
         parts.append(merged)
         if f.active and fmt == "app":  # its last record, read now, not remembered
-            last, read = _last_record(f, end, merged.lines, tz)
+            last, read = _last_record(f, end, merged.lines, tz, fs)
             stats["read_bytes"] += read
             parts.append(last)
         else:
@@ -370,7 +462,7 @@ def _summarize(
                 _active_key(f, kind),
                 {
                     "offset": end,
-                    "tail": _tail_hash(f.path, end),
+                    "tail": _tail_hash(f, end, fs),
                     "lines": merged.lines,
                     "summary": merged.to_json(),
                 },
@@ -384,21 +476,20 @@ def _summarize(
     return whole, stats
 
 
-def _last_record(f: LogFile, start: int, line_base: int, tz: str) -> tuple[Summary, int]:
+def _last_record(f: LogFile, start: int, line_base: int, tz: str, fs: Files) -> tuple[Summary, int]:
     """The app log's lines from `start` (where its last record begins) to its last
     newline. They are counted in this run but left for the next one to remember, as
     the record's traceback may still be being written."""
-    end = _complete_end(f)
+    end = _complete_end(f, fs=fs)
     if end <= start:
         return Summary(), 0
     task = (str(f.path), "", start, end, f.path.name, line_base, "app", tz)
-    return Summary.from_json(_scan_task(task)), end - start
+    return Summary.from_json(_scan_task(task, fs, f.size)), end - start
 
 
 def _active_key(f: LogFile, kind: str) -> str:
     """A plain file's identity while it grows or is renamed: device and inode."""
-    st = f.path.stat()
-    return f"{kind}-inode-{st.st_dev}-{st.st_ino}"
+    return f"{kind}-inode-{f.dev}-{f.ino}"
 
 
 def zone_id(tz: str) -> str:
@@ -417,15 +508,17 @@ def _run(
     fmt: str,
     split_min: int,
     tz: str,
+    fs: Files,
 ) -> list[tuple[Summary, int]]:
-    """Scan every job; big plain files are split across workers, others run whole."""
+    """Scan every job; big plain files are split across workers, others run whole (on
+    another host every file is one stream, read here as it comes)."""
     tasks: list[tuple[int, tuple]] = []
     ends: list[int] = []
     for i, (f, _key, offset, line_base) in enumerate(jobs):
-        end = f.size if f.compressed else _complete_end(f, f.active and fmt == "app")
+        end = f.size if f.compressed else _complete_end(f, f.active and fmt == "app", fs)
         ends.append(end)
         stop = None if f.compressed else end
-        if f.compressed or workers < 2 or end - offset < split_min:
+        if fs.remote or f.compressed or workers < 2 or end - offset < split_min:
             tasks.append((i, (str(f.path), f.codec, offset, stop, f.path.name, line_base, fmt, tz)))
             continue
         # many ranges, so that cores of uneven speed finish together
@@ -444,7 +537,11 @@ def _run(
             if a == b:
                 continue
             tasks.append((i, (str(f.path), "", a, b, f.path.name, line_base, fmt, tz)))
-    outputs = _execute([t for _, t in tasks], workers)
+    if fs.remote:
+        sizes = [jobs[i][0].size for i, _ in tasks]
+        outputs = [_scan_task(t, fs, n) for (_, t), n in zip(tasks, sizes, strict=True)]
+    else:
+        outputs = _execute([t for _, t in tasks], workers)
     merged: list[Summary] = [Summary() for _ in jobs]
     for (i, _), out in zip(tasks, outputs, strict=True):
         part = Summary.from_json(out)
@@ -495,43 +592,56 @@ def _shift(hit: str, lines: int) -> str:
     return f"{name}:{int(line) + lines}"
 
 
-def _scan_task(task: tuple) -> dict:
+def _scan_task(task: tuple, fs: Files | None = None, size: int = 0) -> dict:
     name = task[4]
     try:
+        if fs is not None and fs.remote:
+            return _scan_remote(fs, task, size)
         return _scan_range(*task)
     except READ_ERRORS as exc:
         s = Summary(notes=[f"{name}: read stopped early ({exc})"])
         return s.to_json()
 
 
-def _tail_hash(path: Path, offset: int) -> str:
-    """A hash of the 4 KiB before `offset`: where the last pass stopped must be unchanged."""
-    with open_binary(path) as fh:
-        fh.seek(max(0, offset - 4096))
-        return hashlib.sha256(fh.read(min(4096, offset))).hexdigest()[:32]
+def _tail_range(f: LogFile, offset: int) -> tuple[str, int, int]:
+    """The 4 KiB before `offset`: where the last pass stopped must be unchanged."""
+    return str(f.path), max(0, offset - 4096), min(4096, offset)
 
 
-def _complete_end(f: LogFile, whole_records: bool = False) -> int:
+def _tail_hash(f: LogFile, offset: int, fs: Files) -> str:
+    return hashlib.sha256(fs.read(*_tail_range(f, offset))).hexdigest()[:32]
+
+
+def _complete_end(f: LogFile, whole_records: bool = False, fs: Files | None = None) -> int:
     """The byte after the last newline: a line still being written is left for next time.
     (A rotated file's unterminated last line is read with the next pass of its copy.)
     With `whole_records` (the app log being written), where its last record begins:
     that record's traceback may still be coming (see `_last_record`)."""
-    with open_binary(f.path) as fh:
-        size = fh.seek(0, os.SEEK_END)
-        pos = size
-        while pos > 0:
-            step = min(HEAD, pos)
-            fh.seek(pos - step)
-            block = fh.read(step)
-            nl = block.rfind(b"\n")
-            if nl < 0:
-                pos -= step
-                continue
-            end = pos - step + nl + 1
-            if not whole_records:
-                return end
-            fh.seek(max(0, end - 1 - MAX_LINE))
-            tail = b"\n" + fh.read(end - fh.tell())  # (a newline as if before the file)
-            last = record_start(tail, len(tail) - 1)
-            return end - (len(tail) - 1 - last) if last else end
-        return 0
+    fs = fs or LocalFiles()
+    path, size = str(f.path), f.size if fs.remote else _size(f.path)
+    pos = size
+    while pos > 0:
+        step = min(HEAD, pos)
+        block = fs.read(path, pos - step, step)
+        nl = block.rfind(b"\n")
+        if nl < 0:
+            pos -= step
+            continue
+        end = pos - step + nl + 1
+        if not whole_records:
+            return end
+        near = fs.read(path, max(0, end - TAIL), min(TAIL, end))  # the usual case: nearby
+        if end <= TAIL:
+            near = b"\n" + near  # (a newline as if before the file)
+        last = record_start(near, len(near) - 1)
+        if not last:
+            start = max(0, end - 1 - MAX_LINE)
+            near = b"\n" + fs.read(path, start, end - start)
+            last = record_start(near, len(near) - 1)
+        return end - (len(near) - 1 - last) if last else end
+    return 0
+
+
+def _size(path: Path) -> int:
+    with open_binary(path) as fh:
+        return fh.seek(0, os.SEEK_END)
