@@ -96,9 +96,10 @@ def test_a_remote_log_that_cannot_be_read_names_host_and_file(ssh_fleet, fleet_o
     assert any("app.log.4.gz" in note for note in s.notes), s.notes  # seen, never passed
 
 
-def test_a_stalled_stream_stops_within_the_timeout(ssh_fleet, fleet_of):
+@pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
+def test_a_stalled_stream_stops_within_the_timeout(ssh_fleet, fleet_of, scheme):
     (sshd,) = ssh_fleet.start(1)
-    host = fleet_of(timeout_s=1.0).host(sshd.spec())
+    host = fleet_of(timeout_s=1.0).host(sshd.spec(scheme))
     t0 = time.monotonic()
     stalled = r"no byte for 1 s \(stream stopped after 3 bytes\)"
     sleepy = "printf abc; sleep 30"
@@ -137,7 +138,7 @@ def test_log_checks_run_per_app_host_with_the_same_numbers(sandbox_factory, run_
             for e in rows[sshd.label]["evidence"]
         ]
         assert local == there, check
-    state = run.reports / ".state" / "hosts" / sshd.label.replace(":", "_") / "logs"
+    state = run.reports_dir / ".state" / "hosts" / sshd.label.replace(":", "_") / "logs"
     assert list(state.glob("*.json")), "the host's log state is kept under its own dir"
 
 

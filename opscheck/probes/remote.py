@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -39,7 +40,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import psutil
 
@@ -50,6 +51,8 @@ from opscheck.probes.host import DiskUsage, FileState, LocalHost, host_label, is
 
 MARGIN_S = 2.0  # beyond the deadline, for a backend that does not bound itself
 MIN_RATE_BPS = 1 << 20  # a stream slower than this (after timeout_s) is a trickling host
+CHUNK = 1 << 20  # read from a stream at most this much at a time
+POLL_S = 0.2  # how often a stream's read looks whether it was stopped
 PERSIST_S = 60  # an idle master outlives its last command this long (a killed run's too)
 SSH_SCHEMES = ("ssh",)
 WRITING_SCHEMES = ("safe-ssh",)  # testinfra's wrapper writes mktemp files on the host
@@ -411,7 +414,7 @@ class RemoteHost:
         if self._host is None or self._broken:
             self.run_rc(what, "true")  # connected, or the host's one-line failure
         source = self._open_stream(what, _C + command)
-        out = Stream(source.stdout, self.opts.timeout_s, time.monotonic() + budget_s)
+        out = Stream(source.read1, self.opts.timeout_s, time.monotonic() + budget_s)
         watch = threading.Thread(target=out.watch, args=(source.stop,), daemon=True)
         watch.start()
         failed: BaseException | None = None
@@ -558,8 +561,8 @@ class _Captured(Exception):
 class Stream:
     """A command's stdout as a binary file, with the deadline and idle limit watched."""
 
-    def __init__(self, raw: IO[bytes], idle_s: float, deadline: float) -> None:
-        self._raw = raw
+    def __init__(self, read1: Callable[[int], bytes], idle_s: float, deadline: float) -> None:
+        self._raw_read1 = read1
         self.idle_s, self.deadline = idle_s, deadline
         self.last = time.monotonic()
         self.read_bytes = 0
@@ -570,16 +573,34 @@ class Stream:
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return False
+
     def read(self, n: int = -1) -> bytes:
-        data = self._raw.read() if n is None or n < 0 else self._raw.read(n)
-        self._note(len(data), n)
-        return data
+        chunks, want = [], n if n is not None and n >= 0 else math.inf
+        while want > 0:
+            data = self._read1(int(min(want, CHUNK)))
+            if not data:
+                break
+            chunks.append(data)
+            want -= len(data)
+        return b"".join(chunks)
 
     def readinto(self, buf) -> int:
-        data = self._raw.read(len(buf))
-        buf[: len(data)] = data
-        self._note(len(data), len(buf))
-        return len(data)
+        view, filled = memoryview(buf).cast("B"), 0
+        while filled < len(view):
+            data = self._read1(min(len(view) - filled, CHUNK))
+            if not data:
+                break
+            view[filled : filled + len(data)] = data
+            filled += len(data)
+        return filled
+
+    def _read1(self, n: int) -> bytes:
+        """What has arrived (at least a byte, up to n; b"" at the end), noted as progress."""
+        data = self._raw_read1(n)
+        self._note(len(data), n)
+        return data
 
     def _note(self, got: int, wanted: int | None) -> None:
         self.read_bytes += got
@@ -606,9 +627,16 @@ class Stream:
 
 
 class _Source:
-    stdout: IO[bytes]
+    """A running command's output; `read1` gives what has arrived (b"" at the end, or
+    once `stop` was called: the watch never waits on a blocked read)."""
 
-    def stop(self) -> None: ...
+    stopping = False
+
+    def read1(self, n: int) -> bytes:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
 
     def finish(self, eof: bool) -> tuple[int, str]:
         """(exit code, stderr) once the reader is done; stopped first if it did not reach
@@ -617,7 +645,9 @@ class _Source:
 
 
 class _ProcessSource(_Source):
-    """A backend's local process (ssh, docker exec ...), in its own process group."""
+    """A backend's local process (ssh, docker exec ...), in its own process group. (An
+    ssh mux client hands its stdout to the master, so killing it does not end the
+    stream: reads poll, and stop at once when stopped.)"""
 
     def __init__(self, cmd: bytes, what: str) -> None:
         self.proc = subprocess.Popen(
@@ -629,10 +659,17 @@ class _ProcessSource(_Source):
             start_new_session=True,
         )
         lifecycle.register(self.proc.pid, what, group=True)
-        self.stdout = self.proc.stdout
+        self._fd = self.proc.stdout.fileno()
         self._err = bytearray()
         self._drain = threading.Thread(target=self._read_err, daemon=True)
         self._drain.start()
+
+    def read1(self, n: int) -> bytes:
+        while not self.stopping:
+            ready, _, _ = select.select([self._fd], [], [], POLL_S)
+            if ready:
+                return os.read(self._fd, n)
+        return b""
 
     def _read_err(self) -> None:
         for chunk in iter(lambda: self.proc.stderr.read1(1 << 16), b""):
@@ -640,6 +677,7 @@ class _ProcessSource(_Source):
             del self._err[: max(0, len(self._err) - (1 << 16))]
 
     def stop(self) -> None:
+        self.stopping = True
         with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
 
@@ -652,11 +690,11 @@ class _ProcessSource(_Source):
             except subprocess.TimeoutExpired:
                 self.stop()
                 rc = self.proc.wait()
+            self.proc.stdout.close()  # (a master still writing gets EPIPE: its session ends)
             self._drain.join(MARGIN_S)
         finally:
             lifecycle.forget(self.proc.pid)
             self.proc.stdout.close()
-            self.proc.stderr.close()
         return (141 if not eof else rc), _text(bytes(self._err))
 
 
@@ -665,17 +703,30 @@ class _ChannelSource(_Source):
 
     def __init__(self, client, cmd: bytes) -> None:
         self.chan = client.get_transport().open_session()
+        self.chan.settimeout(POLL_S)
         self.chan.exec_command(cmd)
-        self.stdout = self.chan.makefile("rb")
+
+    def read1(self, n: int) -> bytes:
+        while not self.stopping:
+            try:
+                return self.chan.recv(n)
+            except TimeoutError:
+                continue
+        return b""
 
     def stop(self) -> None:
+        self.stopping = True
         self.chan.close()
 
     def finish(self, eof: bool) -> tuple[int, str]:
-        if not eof:
+        if not eof or self.stopping:
             self.stop()
             return 141, ""
-        err = self.chan.makefile_stderr("rb").read()
+        self.chan.settimeout(MARGIN_S)
+        err = b""
+        with suppress(TimeoutError):
+            while chunk := self.chan.recv_stderr(1 << 16):
+                err += chunk
         rc = self.chan.recv_exit_status()
         self.chan.close()
         return rc, _text(err)

@@ -32,7 +32,7 @@ from isal import igzip, igzip_threaded
 from opscheck import lifecycle
 from opscheck.probes import ProbeError
 from opscheck.probes.hostfiles import Entry, LocalFiles, RemoteFiles
-from opscheck.probes.logs.access import cache_tag, log_format_of, scan_access
+from opscheck.probes.logs.access import LEAD_IN, cache_tag, log_format_of, scan_access
 from opscheck.probes.logs.scan import MAX_LINE, STAMPED, record_start, scan_app
 from opscheck.probes.logs.summary import Summary
 from opscheck.probes.noatime import open_binary, open_decoded, read_text
@@ -313,14 +313,60 @@ def _scan_stream(fh, start: int, end: int | None, name: str, line_base: int, fmt
 
 def _scan_remote(fs: RemoteFiles, task: tuple, size: int) -> dict:
     """A task read from another host: the bytes streamed from `start` (a compressed
-    file whole, decompressed here), scanned as they arrive."""
+    file whole, decompressed here), scanned as they arrive. An access log resumed
+    mid-file streams its LEAD_IN bytes before `start` too (its 60 s windows see them)."""
     path, codec, start, end, name, line_base, fmt, tz = task
-    length = None if codec or end is None else end - start
-    with fs.open(path, start, size, length) as raw:
-        if not codec:
-            return _scan_stream(raw, start, end, name, line_base, fmt, tz)
-        with _DECODERS[codec](raw) as fh:
-            return _scan_stream(fh, 0, None, name, line_base, fmt, tz)
+    lead = min(start, LEAD_IN) if fmt.startswith("access") and not codec else 0
+    length = None if codec or end is None else end - start + lead
+    with fs.open(path, start - lead, size, length) as raw:
+        if codec:
+            with _DECODERS[codec](raw) as fh:
+                return _scan_stream(fh, 0, None, name, line_base, fmt, tz)
+        fh = _Resumed(raw, start - lead, start) if lead else raw
+        return _scan_stream(fh, start, end, name, line_base, fmt, tz)
+
+
+class _Resumed:
+    """A stream that began `start - base` bytes early, positioned at `start`: reads go
+    on from there; `seek` back into those first bytes reads them (the lead-in)."""
+
+    def __init__(self, stream, base: int, start: int) -> None:
+        self._stream, self._base, self._start = stream, base, start
+        self._lead = stream.read(start - base)
+        if len(self._lead) != start - base:
+            raise EOFError(f"the file ended {start - base - len(self._lead)} bytes early")
+        self._pos = start
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, pos: int, whence: int = 0) -> int:
+        if whence != 0 or not (self._base <= pos <= self._start or pos == self._pos):
+            raise OSError(f"cannot seek a stream to {pos}")
+        self._pos = pos
+        return pos
+
+    def read(self, n: int = -1) -> bytes:
+        if self._pos < self._start:
+            at = self._pos - self._base
+            stop = len(self._lead) if n is None or n < 0 else min(len(self._lead), at + n)
+            self._pos += stop - at
+            return self._lead[at:stop]
+        data = self._stream.read(n)
+        self._pos += len(data)
+        return data
+
+    def readinto(self, buf) -> int:
+        if self._pos < self._start:
+            data = self.read(len(buf))
+            buf[: len(data)] = data
+            return len(data)
+        got = self._stream.readinto(buf)
+        self._pos += got
+        return got
 
 
 def _ranges(size: int, parts: int) -> list[tuple[int, int | None]]:
