@@ -10,12 +10,14 @@ per host, and output that does not parse failing (never passing) are proven too.
 from __future__ import annotations
 
 import errno
+import getpass
 import json
 import os
 import re
 import shutil
 import subprocess
 import tempfile
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -184,6 +186,35 @@ def test_temp_cap_and_a_missing_dir_through_ssh(sandbox_factory, run_checks, ssh
     assert rows[sshd.label]["message"] == (
         f"{sshd.label}: {sb.root}/no-such-tmp: not examined (No such file or directory)"
     )
+
+
+def _scan_view(scan: tempfiles.TempScan) -> tuple:
+    old = sorted((f.path, round(f.age_days, 3)) for f in scan.old)
+    counts = (scan.files_seen, scan.files_counted, scan.other_owner_dirs, scan.capped)
+    return counts, sorted(scan.unreadable), old
+
+
+def test_scan_through_ssh_equals_the_local_walk(ssh_fleet, hosts, tmp_path):
+    """Odd names (spaces, a newline, a leading dash), a link to an old dir (not followed),
+    patterns, every owner, an unknown owner: the same TempScan both ways."""
+    (sshd,) = ssh_fleet.start(1)
+    host = hosts().host(sshd.spec())
+    top, outside = tmp_path / "tmp", tmp_path / "outside"
+    (top / "kakao-template" / "deep er").mkdir(parents=True)
+    outside.mkdir()
+    (outside / "old").write_text("")
+    (top / "link").symlink_to(outside)
+    names = ["kakao-template/report-1.json", "kakao-template/deep er/a b", "-dash", "new\nline"]
+    for n, name in enumerate(names):
+        (top / name).write_text("")
+        os.utime(top / name, (1e9, time.time() - 86400 * (3 + 4 * n)))
+    os.utime(outside / "old", (1e9, 1e9))
+    me = getpass.getuser()
+    for owner, patterns in ((me, None), ("*", None), (me, ["kakao-template/*"]), ("nosuch", None)):
+        here = tempfiles.scan([str(top)], 7, owner, patterns)
+        there = tempfiles.scan_host(host, [str(top)], 7, owner, patterns)
+        assert _scan_view(there) == _scan_view(here), (owner, patterns)
+    assert len(here.unreadable) == 1 and "unknown user 'nosuch'" in here.unreadable[0][1]
 
 
 class _ShellAs(remote.RemoteHost):
