@@ -17,6 +17,7 @@ import os
 import re
 import shlex
 from pathlib import Path
+from typing import Protocol
 
 from opscheck.probes import ProbeError
 from opscheck.probes.host import LocalHost
@@ -24,6 +25,17 @@ from opscheck.probes.noatime import open_binary
 from opscheck.probes.remote import _C as LC_C
 
 READ_MAX = (4 << 20) + 1  # bytes read of one file at most (the parsers' limit + 1)
+
+
+class Files(Protocol):
+    """What a parser asks of a host's files (paths as the host names them)."""
+
+    def expand(self, target: str) -> str: ...
+    def is_dir(self, path: Path) -> bool: ...
+    def is_file(self, path: Path) -> bool: ...
+    def exists(self, path: Path) -> bool: ...
+    def list_dir(self, path: Path) -> list[str]: ...
+    def read(self, path: Path, limit: int) -> tuple[int, str]: ...
 
 
 class LocalFiles:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from opscheck.probes import ProbeError
-from opscheck.probes.hostfiles import LocalFiles
+from opscheck.probes.hostfiles import Files, LocalFiles
 from opscheck.probes.logs.files import CODECS, ROTATED, LogFile, _order
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "yearly")
@@ -128,7 +128,7 @@ def _octal(word: str) -> int | None:
         return None
 
 
-def parse(path: str | Path, files=None) -> Conf:
+def parse(path: str | Path, files: Files | None = None) -> Conf:
     """Read a logrotate file (and what it includes) as logrotate would, from `files`
     (`hostfiles.LocalFiles()`, this machine, by default)."""
     conf = Conf()
@@ -140,7 +140,7 @@ def parse(path: str | Path, files=None) -> Conf:
     return conf
 
 
-def parse_text(text: str, name: str = "<text>", files=None) -> Conf:
+def parse_text(text: str, name: str = "<text>", files: Files | None = None) -> Conf:
     """Parse logrotate text given in memory (includes are read from `files`)."""
     conf = Conf()
     _Reader(conf, files or LocalFiles()).read_text(text, name, {}, 0)
@@ -148,7 +148,7 @@ def parse_text(text: str, name: str = "<text>", files=None) -> Conf:
 
 
 class _Reader:
-    def __init__(self, conf: Conf, files) -> None:
+    def __init__(self, conf: Conf, files: Files) -> None:
         self.conf = conf
         self.files = files
 
