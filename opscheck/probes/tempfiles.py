@@ -184,7 +184,7 @@ def scan_host(
 
 def _clock_and_uid(host, owner: str) -> tuple[float, int | None]:
     """The host's time (s since the epoch) and the owner's uid there (None: every owner)."""
-    command = "date +%s" + ("" if owner == "*" else f" && id -u -- {shlex.quote(owner)}")
+    command = "date +%s.%N" + ("" if owner == "*" else f" && id -u -- {shlex.quote(owner)}")
     rc, out, err = host.run_rc(f"id -u {owner}", LC_C + command)
     words = out.split()
     if rc != 0:
@@ -193,10 +193,16 @@ def _clock_and_uid(host, owner: str) -> tuple[float, int | None]:
         why = _last_line(err) or f"exit code {rc}"
         raise ProbeError(f"host {host.name}: id -u {owner}: {why}")
     try:
-        now = float(words[0])
+        now = _seconds(words[0])
         return now, None if owner == "*" else int(words[1])
     except (ValueError, IndexError):
         raise ProbeError(f"host {host.name}: id -u {owner}: cannot parse {out[:60]!r}") from None
+
+
+def _seconds(text: str) -> float:
+    """`date +%s.%N`: seconds with nanoseconds; a date without %N gives whole seconds."""
+    whole, _, fraction = text.partition(".")
+    return float(f"{whole}.{fraction}") if fraction.isdigit() else float(whole)
 
 
 def find_command(top: str, uid: int | None, records: int) -> str:
