@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from opscheck.probes import ProbeError, hostfiles, logrotate, packages, remote, tempfiles
+from opscheck.probes import ProbeError, hosttext, logrotate, packages, remote, tempfiles
 from opscheck.probes.logs.files import siblings
 from opscheck.sandbox import aptrepo
 
@@ -394,7 +394,7 @@ def test_includes_and_rotated_logs_read_through_ssh_equal_the_local_reading(
     real_run = host.run_rc
     host.run_rc = lambda *a: calls.append(a[0]) or real_run(*a)
     here = logrotate.parse(main)
-    there = logrotate.parse(main, hostfiles.files_on(host))
+    there = logrotate.parse(main, hosttext.files_on(host))
     assert (there.blocks, there.files) == (here.blocks, here.files)
     assert there.files == [str(main), str(inc / ".hidden"), str(inc / "app")]
     assert len(calls) == 2, calls
@@ -417,7 +417,7 @@ def test_includes_and_rotated_logs_read_through_ssh_equal_the_local_reading(
         with pytest.raises(logrotate.LogrotateParseError) as local_err:
             logrotate.parse(conf)
         with pytest.raises(logrotate.LogrotateParseError) as remote_err:
-            logrotate.parse(conf, hostfiles.files_on(host))
+            logrotate.parse(conf, hosttext.files_on(host))
         assert str(remote_err.value) == str(local_err.value)
     with pytest.raises(ProbeError, match=rf"^host {re.escape(sshd.label)}: list .*: No such"):
         logrotate.rotated_logs(host, str(tmp_path / "nologs" / "app.log"))
@@ -521,6 +521,6 @@ def test_a_host_without_apt_skips_and_a_missing_apt_config_is_named():
 
 @pytest.mark.parametrize("junk", JUNK)
 def test_logrotate_output_that_does_not_parse_fails(junk):
-    files = hostfiles.files_on(_answering(lambda cmd: (0, junk, "")))
+    files = hosttext.files_on(_answering(lambda cmd: (0, junk, "")))
     with pytest.raises(ProbeError, match=r"^host app@10\.0\.0\.5: read /etc/lr: cannot parse"):
         logrotate.parse("/etc/lr", files)

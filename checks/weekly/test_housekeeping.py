@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from opscheck.probes import ProbeError, hostfiles, logrotate, tempfiles
+from opscheck.probes import ProbeError, hosttext, logrotate, tempfiles
 from opscheck.probes.host import LocalHost, where
 from opscheck.probes.logs.files import siblings
 
@@ -15,7 +15,7 @@ def _policy(ops_host, cfg, evidence) -> logrotate.Block | None:
     """The app log's block of the host's logrotate file, each policy directive compared."""
     path, log, at = cfg.paths.logrotate_conf, cfg.paths.app_log, where(ops_host)
     try:
-        conf = logrotate.parse(path, hostfiles.files_on(ops_host))
+        conf = logrotate.parse(path, hosttext.files_on(ops_host))
     except logrotate.LogrotateParseError as exc:
         evidence.breach(f"{at}{exc}")
         return None

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from opscheck.probes import ProbeError
-from opscheck.probes.hostfiles import Files, LocalFiles
+from opscheck.probes.hosttext import Files, LocalFiles
 from opscheck.probes.logs.files import CODECS, ROTATED, LogFile, _order
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "yearly")
@@ -130,7 +130,7 @@ def _octal(word: str) -> int | None:
 
 def parse(path: str | Path, files: Files | None = None) -> Conf:
     """Read a logrotate file (and what it includes) as logrotate would, from `files`
-    (`hostfiles.LocalFiles()`, this machine, by default)."""
+    (`hosttext.LocalFiles()`, this machine, by default)."""
     conf = Conf()
     reader = _Reader(conf, files or LocalFiles())
     if reader.files.is_dir(Path(path)):  # /etc/logrotate.d itself: every file in it
