@@ -14,7 +14,7 @@ their positive. Anything logrotate would reject raises `LogrotateParseError` wit
 and line, never another exception. The suite's tests compare this reading with real
 `logrotate -d` runs.
 
-The files are read through a `files` object (`hostfiles`): this machine's by default,
+The files are read through a `files` object (`hosttext`): this machine's by default,
 a remote host's through its commands, with the same reading and the same messages.
 `rotated_logs` lists a remote host's rotated copies of a log as `logs.files.siblings`
 lists this machine's.
