@@ -13,6 +13,11 @@ frequency words and `size` set one setting, the last one read winning, as logrot
 their positive. Anything logrotate would reject raises `LogrotateParseError` with file
 and line, never another exception. The suite's tests compare this reading with real
 `logrotate -d` runs.
+
+The files are read through a `files` object (`hosttext`): this machine's by default,
+a remote host's through its commands, with the same reading and the same messages.
+`rotated_logs` lists a remote host's rotated copies of a log as `logs.files.siblings`
+lists this machine's.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from opscheck.probes import noatime
+from opscheck.probes import ProbeError
+from opscheck.probes.hosttext import Files, LocalFiles
+from opscheck.probes.logs.files import CODECS, ROTATED, LogFile, _order
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "yearly")
 PERIOD_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31, "yearly": 366}
@@ -121,56 +128,58 @@ def _octal(word: str) -> int | None:
         return None
 
 
-def parse(path: str | Path) -> Conf:
-    """Read a logrotate file (and what it includes) as logrotate would."""
+def parse(path: str | Path, files: Files | None = None) -> Conf:
+    """Read a logrotate file (and what it includes) as logrotate would, from `files`
+    (`hosttext.LocalFiles()`, this machine, by default)."""
     conf = Conf()
-    if Path(path).is_dir():  # /etc/logrotate.d itself: every file in it, as `include` reads
-        _Reader(conf).include(str(path), str(path), {}, 0)
+    reader = _Reader(conf, files or LocalFiles())
+    if reader.files.is_dir(Path(path)):  # /etc/logrotate.d itself: every file in it
+        reader.include(str(path), str(path), {}, 0)
     else:
-        _Reader(conf).read_file(Path(path), {}, 0)
+        reader.read_file(Path(path), {}, 0)
     return conf
 
 
-def parse_text(text: str, name: str = "<text>") -> Conf:
-    """Parse logrotate text given in memory (includes are read from disk)."""
+def parse_text(text: str, name: str = "<text>", files: Files | None = None) -> Conf:
+    """Parse logrotate text given in memory (includes are read from `files`)."""
     conf = Conf()
-    _Reader(conf).read_text(text, name, {}, 0)
+    _Reader(conf, files or LocalFiles()).read_text(text, name, {}, 0)
     return conf
 
 
 class _Reader:
-    def __init__(self, conf: Conf) -> None:
+    def __init__(self, conf: Conf, files: Files) -> None:
         self.conf = conf
+        self.files = files
 
     def read_file(self, path: Path, defaults: dict[str, str], depth: int) -> None:
         if depth > MAX_INCLUDE_DEPTH:
             raise LogrotateParseError(f"{path}: includes nested deeper than {MAX_INCLUDE_DEPTH}")
         try:
-            with noatime.open_binary(path) as f:
-                data = f.read(MAX_CONFIG_BYTES + 1)
+            size, text = self.files.read(path, MAX_CONFIG_BYTES + 1)
         except OSError as exc:
             raise LogrotateParseError(f"cannot read {path}: {exc.strerror or exc}") from None
-        if len(data) > MAX_CONFIG_BYTES:
+        if size > MAX_CONFIG_BYTES:
             raise LogrotateParseError(f"{path}: larger than {MAX_CONFIG_BYTES} bytes")
-        if b"\0" in data:
+        if "\0" in text:
             raise LogrotateParseError(f"{path}: binary data, not a logrotate file")
         self.conf.files.append(str(path))
-        self.read_text(data.decode("utf-8", "replace"), str(path), defaults, depth)
+        self.read_text(text, str(path), defaults, depth)
 
     def include(self, target: str, where: str, defaults: dict[str, str], depth: int) -> None:
-        path = Path(os.path.expanduser(target))
-        if path.is_dir():
+        path = Path(self.files.expand(target))
+        if self.files.is_dir(path):
             try:
-                names = sorted(os.listdir(path))
+                names = sorted(self.files.list_dir(path))
             except OSError as exc:
                 raise LogrotateParseError(f"{where}: cannot list {path}: {exc.strerror}") from None
             for name in names:
                 if name.endswith(TABOO) or ".dpkg-" in name:
                     continue
-                if (path / name).is_file():
+                if self.files.is_file(path / name):
                     self.read_file(path / name, defaults, depth + 1)
         else:
-            if not path.exists():
+            if not self.files.exists(path):
                 raise LogrotateParseError(f"{where}: include {path}: no such file or directory")
             self.read_file(path, defaults, depth + 1)
 
@@ -339,3 +348,36 @@ def retention_days(policy: list[str]) -> float | None:
     if "rotate" in found and freq and freq[0] in PERIOD_DAYS:
         return int(found["rotate"]) * PERIOD_DAYS[freq[0]]
     return None
+
+
+# ---- a remote host's rotated logs ---------------------------------------------------------
+
+
+def rotated_logs(host, path: str, olddirs: tuple[str, ...] = ()) -> list[LogFile]:
+    """`logs.files.siblings` on a remote host, from `host.list_dir` (name, size, mtime,
+    regular file or not; links followed, as siblings' stat): the log and its rotated
+    copies beside it and in the `olddir`s, the active log first; a name logrotate does not
+    give, or an entry that is not a regular file, is a ProbeError naming the host."""
+    base = Path(path)
+    found: list[tuple[tuple, LogFile]] = []
+    for directory in (base.parent, *(base.parent / d for d in olddirs)):
+        for entry in host.list_dir(str(directory)):
+            rest = entry.name[len(base.name) :]
+            if not entry.name.startswith(base.name) or (rest and rest[0] not in ".-"):
+                continue
+            m = ROTATED.fullmatch(rest)
+            where = f"host {host.name}: {directory / entry.name}"
+            if m is None:
+                raise ProbeError(
+                    f"{where}: not a name logrotate gives {base.name} (numbered, dateext, "
+                    f"or compressed with {', '.join(CODECS)}): its lines cannot be read"
+                )
+            active = not rest
+            if active and directory != base.parent:
+                continue
+            if not entry.is_file:
+                raise ProbeError(f"{where} is not a regular file: its lines cannot be read")
+            codec = CODECS.get(m.group(3) or "", "")
+            log = LogFile(directory / entry.name, codec, entry.size, entry.mtime, active)
+            found.append(((not active, m.group(1) is None, _order(m)), log))
+    return [f for _, f in sorted(found, key=lambda t: t[0])]

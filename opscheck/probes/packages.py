@@ -19,6 +19,11 @@ suite also keeps the first day it saw each (package, candidate) pending
 `apt_config` (the `[packages] apt_config` key) names an apt.conf read as `APT_CONFIG`:
 apt's own way to point it at other state, lists, sources and dpkg status (the tests use
 a private repository and state this way; the host's apt state is never touched).
+
+On a remote host (`simulate_host`) the same apt-get, apt-config and Release files are read
+there in one command, each part fenced with its exit code; the same parser reads them.
+There every `Inst` line must parse and apt's summary line must be there: output that is
+cut short or not apt's fails, never reads as "nothing pending".
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -34,6 +40,8 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 from opscheck.probes import ProbeError
+from opscheck.probes.host import LocalHost
+from opscheck.probes.remote import _C as LC_C
 from opscheck.writers import write_atomic
 
 
@@ -81,6 +89,9 @@ class Upgrade:
 
 
 _INST = re.compile(r"^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) (.*?)(?: \[[^\]]*\])?\)")
+_SUMMARY = re.compile(r"^\d+ upgraded, \d+ newly installed, ", re.M)
+SIMULATE = ["apt-get", "-s", "-q", "-o", "Debug::NoLocking=1", "dist-upgrade"]
+TIMEOUT_S = 120.0
 
 
 def _is_security(text: str) -> bool:
@@ -94,16 +105,15 @@ def _env(apt_config: str) -> dict[str, str]:
     return env
 
 
-def simulate(apt_config: str = "", timeout_s: float = 120) -> Upgrade:
+def simulate(apt_config: str = "", timeout_s: float = TIMEOUT_S) -> Upgrade:
     """The packages a dist-upgrade would install now, with the releases they come from."""
     if shutil.which("apt-get") is None:
         raise Unsupported("no apt-get on this host (only Debian and Ubuntu are supported)")
     if apt_config and not Path(apt_config).is_file():
         raise ProbeError(f"[packages] apt_config {apt_config}: no such file")
-    cmd = ["apt-get", "-s", "-q", "-o", "Debug::NoLocking=1", "dist-upgrade"]
     try:
         proc = subprocess.run(
-            cmd,
+            SIMULATE,
             capture_output=True,
             text=True,
             timeout=timeout_s,
@@ -158,18 +168,21 @@ def read_releases(folder: Path) -> list[Release]:
     for path in sorted(folder.glob("*Release")):
         if path.name.endswith(".gpg") or not path.is_file():
             continue
-        fields = _release_fields(path.read_text(errors="replace"))
-        out.append(
-            Release(
-                path.name,
-                fields.get("origin", ""),
-                fields.get("label", ""),
-                fields.get("suite", ""),
-                fields.get("codename", ""),
-                _date(fields.get("date", "")),
-            )
-        )
+        out.append(release_of(path.name, path.read_text(errors="replace")))
     return out
+
+
+def release_of(name: str, text: str) -> Release:
+    """A Release (or InRelease) file's text as a Release."""
+    fields = _release_fields(text)
+    return Release(
+        name,
+        fields.get("origin", ""),
+        fields.get("label", ""),
+        fields.get("suite", ""),
+        fields.get("codename", ""),
+        _date(fields.get("date", "")),
+    )
 
 
 def _release_fields(text: str) -> dict[str, str]:
@@ -204,6 +217,103 @@ def _listed_since(names: tuple[str, ...], releases: list[Release]) -> datetime |
             if label in (r.label, r.origin) and suite in (r.suite, r.codename) and r.date:
                 dates.append(r.date)
     return min(dates) if dates else None
+
+
+# ---- on a remote host: the same reads, in one command there -----------------------------
+
+
+def simulate_host(host, apt_config: str = "", timeout_s: float = TIMEOUT_S) -> Upgrade:
+    """`simulate` on `host`: this machine as before, another host through its commands."""
+    if isinstance(host, LocalHost):
+        return simulate(apt_config, timeout_s)
+    token = f"@@opscheck-{os.urandom(6).hex()}"
+    command = LC_C + simulate_command(apt_config, token)
+    rc, out, err = host.run_rc("apt-get -s dist-upgrade", command, host.opts.timeout_s + timeout_s)
+    try:
+        return parse_host_output(host.name, apt_config, out, token)
+    except ValueError as exc:
+        why = f"cannot parse ({exc})" if out.strip() or rc == 0 else (err.strip() or f"exit {rc}")
+        raise ProbeError(f"host {host.name}: apt-get -s dist-upgrade: {why}") from None
+
+
+def simulate_command(apt_config: str, token: str) -> str:
+    """POSIX sh: apt-get's simulation, apt's lists dir and its Release files, fenced by
+    `token` lines, each part with its exit code; nothing written, no lock taken."""
+    q, fence = shlex.quote, f"printf '%s %s\\n' {token}"
+    lines = ["export LANG=C"]
+    if apt_config:
+        lines.append(f"APT_CONFIG={q(apt_config)}; export APT_CONFIG")
+    lines.append(f"command -v apt-get >/dev/null 2>&1 || {{ {fence} none; exit 0; }}")
+    if apt_config:
+        lines.append(f'[ -f "$APT_CONFIG" ] || {{ {fence} noconf; exit 0; }}')
+    lines += [
+        f"{fence} sim",
+        f"{' '.join(map(q, SIMULATE))} 2>&1",
+        f"printf '\\n%s rc %s\\n' {token} \"$?\"",
+        'LISTS=; eval "$(apt-config shell LISTS Dir::State::lists/d 2>/dev/null)"',
+        f'{fence} "lists $LISTS"',
+        'if [ -n "$LISTS" ]; then for f in "${LISTS%/}"/*Release; do',
+        '  [ -f "$f" ] || continue',
+        f'  {fence} "release ${{f##*/}}"; cat -- "$f" 2>&1',
+        f"  printf '\\n%s rc %s\\n' {token} \"$?\"",
+        "done; fi",
+        f"{fence} end",
+    ]
+    return "\n".join(lines)
+
+
+def _sections(out: str, token: str) -> list[tuple[str, str, str, int | None]]:
+    """(kind, argument, text, exit code) of each fenced part, in order."""
+    parts: list[list] = []
+    for line in out.splitlines():
+        if not line.startswith(token + " "):
+            if parts:
+                parts[-1][2].append(line)
+            continue
+        kind, _, arg = line[len(token) + 1 :].partition(" ")
+        if kind == "rc" and parts and parts[-1][3] is None:
+            parts[-1][3] = int(arg)
+        else:
+            parts.append([kind, arg, [], None])
+    return [(k, a, "\n".join(t).strip("\n"), rc) for k, a, t, rc in parts]
+
+
+def parse_host_output(host: str, apt_config: str, out: str, token: str) -> Upgrade:
+    """`simulate_command`'s output as an Upgrade; ValueError when it is not whole."""
+    parts = _sections(out, token)
+    kinds = [p[0] for p in parts]
+    if kinds[:1] == ["none"]:
+        raise Unsupported(f"no apt-get on {host} (only Debian and Ubuntu are supported)")
+    if kinds[:1] == ["noconf"]:
+        raise ProbeError(f"host {host}: [packages] apt_config {apt_config}: no such file")
+    if kinds[:2] != ["sim", "lists"] or kinds[-1] != "end" or parts[0][3] is None:
+        raise ValueError(f"parts {kinds}, expected sim, lists, release ..., end")
+    _, _, text, rc = parts[0]
+    if rc != 0:
+        last = [ln for ln in text.splitlines() if ln.strip()] or ["no output"]
+        error = [ln for ln in last if ln.startswith("E:")] or last
+        raise ProbeError(f"host {host}: apt-get -s dist-upgrade exited {rc}: {error[-1].strip()}")
+    _whole_simulation(text)
+    lists = parts[1][1]
+    if not lists:
+        raise ProbeError(f"host {host}: apt-config could not tell Dir::State::lists")
+    releases = []
+    for kind, name, body, code in sorted(parts[2:-1], key=lambda p: p[1]):
+        if kind != "release" or code is None:
+            raise ValueError(f"a {kind} part where a Release file was expected")
+        if code != 0:
+            raise ProbeError(f"host {host}: cannot read {lists.rstrip('/')}/{name}: {body[-200:]}")
+        releases.append(release_of(name, body))
+    return Upgrade(parse_simulation(text, releases), releases)
+
+
+def _whole_simulation(text: str) -> None:
+    """apt's summary line is there and every `Inst` line parses (else ValueError)."""
+    if not _SUMMARY.search(text):
+        raise ValueError("no 'N upgraded, N newly installed' line")
+    for line in text.splitlines():
+        if line.startswith("Inst ") and not _INST.match(line):
+            raise ValueError(f"an Inst line that does not parse: {line[:80]!r}")
 
 
 # ---- the suite's own memory of what was pending ------------------------------------------
