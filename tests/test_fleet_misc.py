@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from opscheck.probes import ProbeError, hosttext, logrotate, packages, remote, tempfiles
+from opscheck.probes.hostfiles import RemoteFiles
 from opscheck.probes.logs.files import siblings
 from opscheck.sandbox import aptrepo
 
@@ -398,7 +399,7 @@ def test_includes_and_rotated_logs_read_through_ssh_equal_the_local_reading(
     assert (there.blocks, there.files) == (here.blocks, here.files)
     assert there.files == [str(main), str(inc / ".hidden"), str(inc / "app")]
     assert len(calls) == 2, calls
-    listed = logrotate.rotated_logs(host, str(logs / "app.log"), ("old",))
+    listed = siblings(str(logs / "app.log"), ("old",), RemoteFiles(host))
     local = siblings(str(logs / "app.log"), ("old",))
     assert [(f.path, f.codec, f.size, f.active) for f in listed] == [
         (f.path, f.codec, f.size, f.active) for f in local
@@ -419,8 +420,8 @@ def test_includes_and_rotated_logs_read_through_ssh_equal_the_local_reading(
         with pytest.raises(logrotate.LogrotateParseError) as remote_err:
             logrotate.parse(conf, hosttext.files_on(host))
         assert str(remote_err.value) == str(local_err.value)
-    with pytest.raises(ProbeError, match=rf"^host {re.escape(sshd.label)}: list .*: No such"):
-        logrotate.rotated_logs(host, str(tmp_path / "nologs" / "app.log"))
+    with pytest.raises(ProbeError, match=rf"^{re.escape(sshd.label)}: log dir .* does not exist"):
+        siblings(str(tmp_path / "nologs" / "app.log"), (), RemoteFiles(host))
 
 
 # ---- an unreachable host -------------------------------------------------------------------

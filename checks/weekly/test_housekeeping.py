@@ -5,7 +5,8 @@ import time
 import pytest
 
 from opscheck.probes import ProbeError, hosttext, logrotate, tempfiles
-from opscheck.probes.host import LocalHost, where
+from opscheck.probes.host import where
+from opscheck.probes.hostfiles import files_of
 from opscheck.probes.logs.files import siblings
 
 SHOWN = 10  # old files named in the message; the count says how many more
@@ -44,10 +45,8 @@ def _policy(ops_host, cfg, evidence) -> logrotate.Block | None:
 
 
 def _log_files(ops_host, cfg, olddirs: tuple[str, ...]):
-    """The app log and its rotated copies on the host (this machine: `siblings`)."""
-    if isinstance(ops_host, LocalHost):
-        return siblings(cfg.paths.app_log, olddirs)
-    return logrotate.rotated_logs(ops_host, cfg.paths.app_log, olddirs)
+    """The app log and its rotated copies on the host."""
+    return siblings(cfg.paths.app_log, olddirs, files_of(ops_host))
 
 
 @pytest.mark.weekly

@@ -16,8 +16,6 @@ and line, never another exception. The suite's tests compare this reading with r
 
 The files are read through a `files` object (`hosttext`): this machine's by default,
 a remote host's through its commands, with the same reading and the same messages.
-`rotated_logs` lists a remote host's rotated copies of a log as `logs.files.siblings`
-lists this machine's.
 """
 
 from __future__ import annotations
@@ -28,9 +26,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from opscheck.probes import ProbeError
 from opscheck.probes.hosttext import Files, LocalFiles
-from opscheck.probes.logs.files import CODECS, ROTATED, LogFile, _order
 
 FREQUENCIES = ("hourly", "daily", "weekly", "monthly", "yearly")
 PERIOD_DAYS = {"hourly": 1 / 24, "daily": 1, "weekly": 7, "monthly": 31, "yearly": 366}
@@ -351,33 +347,3 @@ def retention_days(policy: list[str]) -> float | None:
 
 
 # ---- a remote host's rotated logs ---------------------------------------------------------
-
-
-def rotated_logs(host, path: str, olddirs: tuple[str, ...] = ()) -> list[LogFile]:
-    """`logs.files.siblings` on a remote host, from `host.list_dir` (name, size, mtime,
-    regular file or not; links followed, as siblings' stat): the log and its rotated
-    copies beside it and in the `olddir`s, the active log first; a name logrotate does not
-    give, or an entry that is not a regular file, is a ProbeError naming the host."""
-    base = Path(path)
-    found: list[tuple[tuple, LogFile]] = []
-    for directory in (base.parent, *(base.parent / d for d in olddirs)):
-        for entry in host.list_dir(str(directory)):
-            rest = entry.name[len(base.name) :]
-            if not entry.name.startswith(base.name) or (rest and rest[0] not in ".-"):
-                continue
-            m = ROTATED.fullmatch(rest)
-            where = f"host {host.name}: {directory / entry.name}"
-            if m is None:
-                raise ProbeError(
-                    f"{where}: not a name logrotate gives {base.name} (numbered, dateext, "
-                    f"or compressed with {', '.join(CODECS)}): its lines cannot be read"
-                )
-            active = not rest
-            if active and directory != base.parent:
-                continue
-            if not entry.is_file:
-                raise ProbeError(f"{where} is not a regular file: its lines cannot be read")
-            codec = CODECS.get(m.group(3) or "", "")
-            log = LogFile(directory / entry.name, codec, entry.size, entry.mtime, active)
-            found.append(((not active, m.group(1) is None, _order(m)), log))
-    return [f for _, f in sorted(found, key=lambda t: t[0])]
