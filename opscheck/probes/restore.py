@@ -3,6 +3,9 @@
 Never touches the live paths: everything lands in a fresh temporary directory below
 `paths.scratch_dir` (or the system's temp dir) that is removed when the drill ends,
 whether it passed or not. The live store and template data are only read.
+
+Backups on another host (`fs`: a `hostfiles.RemoteFiles`) are streamed from it into the
+same reading and extraction here; nothing is written on that host.
 """
 
 from __future__ import annotations
@@ -19,10 +22,12 @@ from opscheck import lifecycle
 from opscheck.probes import ProbeError
 from opscheck.probes.archives import (
     ChromaFacts,
+    Remote,
     ScratchError,
     Verified,
     chroma_facts,
     extract,
+    load_json,
     scratch_problem,
     template_records,
     verify,
@@ -100,9 +105,10 @@ def env_key_names(path: Path) -> list[str]:
     return names
 
 
-def drill(bset: BackupSet, scratch_dir: str, max_bytes: int) -> Drill:
+def drill(bset: BackupSet, scratch_dir: str, max_bytes: int, fs=None) -> Drill:
     """Restore every file of `bset` below a fresh scratch dir, then remove it (an
-    interrupted run removes it too: it is registered with the run's lifecycle)."""
+    interrupted run removes it too: it is registered with the run's lifecycle); `fs`:
+    the files of the host holding the set (None: this machine's)."""
     result = Drill(bset.label)
     start = time.perf_counter()
     with _run_scratch(scratch_dir, "opscheck-restore-") as tmp:
@@ -110,7 +116,7 @@ def drill(bset: BackupSet, scratch_dir: str, max_bytes: int) -> Drill:
             for kind, f in bset.files.items():
                 dest = tmp / kind
                 _mkdir(dest)
-                result.results[kind] = _restore_one(f, dest, max_bytes)
+                result.results[kind] = _restore_one(f, dest, max_bytes, remote(fs, f.size))
         except ScratchError as exc:
             raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
         _read_restored(tmp, result)
@@ -142,7 +148,17 @@ def _mkdir(path: Path) -> None:
         raise scratch_problem(exc, f"making {path.name}/") from None
 
 
-def _restore_one(f: BackupFile, dest: Path, max_bytes: int) -> Verified:
+def remote(fs, size: int) -> Remote | None:
+    """A file of `fs` as the archive readers take it: None on this machine."""
+    return Remote(fs, size) if getattr(fs, "remote", False) else None
+
+
+def _restore_one(f: BackupFile, dest: Path, max_bytes: int, at: Remote | None) -> Verified:
+    if f.kind == "template_data" and at is not None:
+        verified, data = load_json(f.path, max_bytes, at)
+        if verified.ok:
+            _in_scratch(dest / f.path.name, data)
+        return verified
     if f.kind == "template_data":
         verified = verify_json(f.path, max_bytes)
         if verified.ok:
@@ -153,7 +169,14 @@ def _restore_one(f: BackupFile, dest: Path, max_bytes: int) -> Verified:
                     raise
                 raise scratch_problem(exc, f"writing {f.path.name}") from None
         return verified
-    return extract(f.path, dest, max_bytes, chroma=f.kind == "chroma_db")
+    return extract(f.path, dest, max_bytes, chroma=f.kind == "chroma_db", remote=at)
+
+
+def _in_scratch(target: Path, data: bytes) -> None:
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise scratch_problem(exc, f"writing {target.name}") from None
 
 
 def _read_restored(tmp: Path, result: Drill) -> None:
@@ -189,12 +212,12 @@ def _live_facts(db: Path) -> ChromaFacts:
     return chroma_facts(db)
 
 
-def verify_file(path: Path, max_bytes: int, scratch_dir: str) -> Verified:
-    """Read one backup file through, whatever its kind."""
+def verify_file(path: Path, max_bytes: int, scratch_dir: str, at: Remote | None = None) -> Verified:
+    """Read one backup file through, whatever its kind (`at`: on another host)."""
     if path.name.endswith(".json"):
-        return verify_json(path, max_bytes)
+        return verify_json(path, max_bytes, at)
     scratch = Path(scratch_dir) if scratch_dir else None
-    return verify(path, max_bytes, scratch, chroma=kind_of(path.name) == "chroma_db")
+    return verify(path, max_bytes, scratch, chroma=kind_of(path.name) == "chroma_db", remote=at)
 
 
 def verify_all(paths: list[Path], max_bytes: int, scratch_dir: str, workers: int) -> list[Verified]:
@@ -204,6 +227,20 @@ def verify_all(paths: list[Path], max_bytes: int, scratch_dir: str, workers: int
     with _run_scratch(scratch_dir, "opscheck-verify-run-") as tmp:
         try:
             return _verify_all(paths, max_bytes, str(tmp), workers)
+        except ScratchError as exc:
+            raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
+
+
+def verify_backups(
+    files: list[BackupFile], max_bytes: int, scratch_dir: str, workers: int, fs=None
+) -> list[Verified]:
+    """`verify_all` over files of an inventory; `fs`: the files of the host holding them
+    (None or local: this machine's). A host's files are streamed one after the other."""
+    if remote(fs, 0) is None:
+        return verify_all([f.path for f in files], max_bytes, scratch_dir, workers)
+    with _run_scratch(scratch_dir, "opscheck-verify-run-") as tmp:
+        try:
+            return [verify_file(f.path, max_bytes, str(tmp), remote(fs, f.size)) for f in files]
         except ScratchError as exc:
             raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
 
