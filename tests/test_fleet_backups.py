@@ -67,7 +67,7 @@ def test_a_week_streamed_over_ssh_verifies_as_here(ssh_fleet, fleet_of, golden, 
     t0 = time.perf_counter()
     here = restore.verify_backups(week, LIMIT, str(tmp_path), workers=1)
     t1 = time.perf_counter()
-    there = restore.verify_backups(week, LIMIT, str(tmp_path), workers=1, fs=fs)
+    there = restore.verify_backups(week, LIMIT, str(tmp_path), workers=2, fs=fs)
     t2 = time.perf_counter()
     print(f"7 nights ({len(week)} files): local {t1 - t0:.2f} s, over ssh {t2 - t1:.2f} s")
     assert len(there) == 28 and all(r.ok for r in there), [r.error for r in there if not r.ok]
