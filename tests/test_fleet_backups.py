@@ -59,17 +59,18 @@ def _same(result) -> dict:
 # ---- the verifier, streamed ---------------------------------------------------------------
 
 
-def test_a_week_streamed_over_ssh_verifies_as_here(ssh_fleet, fleet_of, golden, tmp_path):
+@pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
+def test_a_week_streamed_over_ssh_verifies_as_here(ssh_fleet, fleet_of, golden, tmp_path, scheme):
     """Every archive of 7 nights: the same members, bytes, SQLite facts, segments, records."""
     (sshd,) = ssh_fleet.start(1)
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
+    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec(scheme)))
     week = _week(golden)
     t0 = time.perf_counter()
     here = restore.verify_backups(week, LIMIT, str(tmp_path), workers=1)
     t1 = time.perf_counter()
     there = restore.verify_backups(week, LIMIT, str(tmp_path), workers=2, fs=fs)
     t2 = time.perf_counter()
-    print(f"7 nights ({len(week)} files): local {t1 - t0:.2f} s, over ssh {t2 - t1:.2f} s")
+    print(f"7 nights ({len(week)} files): local {t1 - t0:.2f} s, {scheme}:// {t2 - t1:.2f} s")
     assert len(there) == 28 and all(r.ok for r in there), [r.error for r in there if not r.ok]
     assert [_same(r) for r in there] == [_same(r) for r in here]
     assert list(tmp_path.iterdir()) == [], "scratch removed"
@@ -166,14 +167,15 @@ STALLS = {
 }
 
 
+@pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
 @pytest.mark.parametrize("how", list(STALLS))
 def test_a_stalled_stream_fails_its_archive_within_the_timeout(
-    ssh_fleet, fleet_of, golden, tmp_path, how
+    ssh_fleet, fleet_of, golden, tmp_path, how, scheme
 ):
     """A host that stops sending (even after the last byte) fails the archive naming the
     host within timeout_s, never 'verified' on the part read."""
     (sshd,) = ssh_fleet.start(1)
-    host = fleet_of(timeout_s=1.0).host(sshd.spec())
+    host = fleet_of(timeout_s=1.0).host(sshd.spec(scheme))
     fs = _Through(host, STALLS[how])
     f = next(f for f in _week(golden)[::-1] if f.kind == "chroma_db")
     js = next(f for f in _week(golden)[::-1] if f.kind == "template_data")
@@ -334,3 +336,69 @@ def test_an_unreachable_backup_host_fails_its_rows_and_spares_the_local_one(
         assert gone["outcome"] == "failed", check
         assert gone["message"].startswith("host root@127.0.0.1:1: "), gone
         assert "Connection refused" in gone["message"], gone
+
+
+def test_a_drill_of_a_remote_backup_host_counts_for_the_quarter(run_checks, tmp_path, history_url):
+    """Its restore time is named after the host ("bk@10.0.0.9: restore time"): the DR check
+    still finds it (before: 'no time stored', and no good drill this quarter)."""
+    from datetime import UTC, datetime, timedelta
+
+    from tests.historydb import check, config, write
+
+    now = datetime.now(UTC)
+    quarter = now.replace(month=3 * ((now.month - 1) // 3) + 1, day=1, hour=0, minute=0, second=0)
+    at = "bk@10.0.0.9"
+    ev = [(f"{at}: restored set", "x", "", None), (f"{at}: restore time", 600, "s", 14400)]
+    write(history_url, quarter + timedelta(minutes=5), [check("restore_drill", at, "passed", ev)])
+    cfg = config(tmp_path, history_url, '[service]\ntimezone = "UTC"')
+    run = run_checks(cfg, "checks/quarterly/test_dr.py", "-k", "dr_drill_performed")
+    entry = run.one("dr_drill_performed")
+    assert entry["outcome"] == "passed", entry
+    took = next(e for e in entry["evidence"] if e["name"] == "newest good drill: restore time")
+    assert took["value"] == 600
+
+
+@pytest.mark.slow
+def test_sigterm_mid_stream_stops_it_and_leaves_nothing(sandbox_factory, ssh_fleet, tmp_path):
+    """SIGTERM while a big archive streams from the backup host: exit 2, the row says so,
+    no ssh (client or master) and no scratch left behind."""
+    import signal
+
+    from tests.test_interrupts import _big_logs_archive, _start_checks, by_id, triple
+
+    (sshd,) = ssh_fleet.start(1)
+    sb = sandbox_factory("down")
+    newest = sorted((sb.root / "backups" / "kakao-template").glob("logs_*.tar.gz"))[-1]
+    _big_logs_archive(newest, 1 << 30)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    paths = f'[paths]\nscratch_dir = "{scratch}"\n'
+    cfg = sb.with_config(ssh_fleet.hosts_toml([sshd.spec()]) + paths)
+    reports = tmp_path / "reports"
+    run = _start_checks(cfg, reports, "-m", "weekly", "-k", "backup_integrity")
+
+    def streaming() -> bool:
+        return any(newest.name in " ".join(p.cmdline()) for p in _living(run.descendants()))
+
+    run.wait_for("the big archive streaming", streaming, timeout=120)
+    code, out, err = run.signal(signal.SIGTERM)
+    assert code == 2, (out, err)
+    doc, _, _ = triple(reports)
+    row = by_id(doc)["backup_integrity"]
+    assert row["outcome"] == "error" and row["message"] == "interrupted (SIGTERM)", row
+    assert run.survivors() == []
+    assert not masters_to(sshd.port), "the run's ssh master outlived it"
+    assert list(scratch.iterdir()) == []
+
+
+def _living(procs):
+    import psutil
+
+    alive = []
+    for p in procs:
+        try:
+            p.cmdline()
+            alive.append(p)
+        except psutil.Error:
+            continue
+    return alive

@@ -245,11 +245,13 @@ def verify_backups(
         return verify_file(f.path, max_bytes, str(tmp), remote(fs, f.size))
 
     with _run_scratch(scratch_dir, "opscheck-verify-run-") as tmp:
+        pool = ThreadPoolExecutor(max(1, workers), "opscheck-backup-stream")
         try:
-            with ThreadPoolExecutor(max(1, workers), "opscheck-backup-stream") as pool:
-                return list(pool.map(one, files))
+            return list(pool.map(one, files))
         except ScratchError as exc:
             raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
+        finally:  # interrupted: no file not yet begun is begun (its stream would reconnect)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _verify_all(paths: list[Path], max_bytes: int, scratch: str, workers: int) -> list[Verified]:
