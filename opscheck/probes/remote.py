@@ -577,6 +577,9 @@ class Stream:
     def readable(self) -> bool:
         return True
 
+    def seekable(self) -> bool:
+        return False
+
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             return b"".join(iter(lambda: self.read(PIECE), b""))
