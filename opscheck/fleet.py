@@ -124,6 +124,15 @@ def plan(items: list[pytest.Item], conf: cfgmod.Config) -> dict[str, list[remote
     return {spec: list(reads.values()) for spec, reads in out.items()}
 
 
+LISTS_BACKUPS = (
+    "test_backup_fresh",
+    "test_backup_every_day",
+    "test_backup_integrity",
+    "test_backup_retention",
+    "test_restore_drill",
+)
+
+
 def _reads(check: str, params: dict, conf: cfgmod.Config) -> list[remote.Read]:
     """What each host check reads (a check not listed reads when it runs, one by one)."""
     paths = conf.paths
@@ -139,4 +148,6 @@ def _reads(check: str, params: dict, conf: cfgmod.Config) -> list[remote.Read]:
         return [remote.file_read(str(d)) for d in data_dirs(paths)]
     if check == "test_backup_storage_capacity":
         return [remote.disk_read(paths.backup_dir), remote.list_read(paths.backup_dir)]
+    if check in LISTS_BACKUPS:
+        return [remote.list_read(paths.backup_dir)]
     return []

@@ -207,9 +207,9 @@ def test_one_message_a_run_warnings_to_chat_only_then_recovery(
     deliveries = run.report["alerts"]["deliveries"]
     assert [d["status"] for d in deliveries] == ["sent", "sent"]
     assert deliveries[0]["url"] == f"urls[0] mailto://127.0.0.1:{smtp.port}"
-    assert deliveries[0]["failed"] == ["backup_fresh"]
+    assert deliveries[0]["failed"] == ["backup_fresh [local]"]
     assert deliveries[1]["tags"] == ["chat"]
-    assert sorted(deliveries[1]["failed"]) == ["backup_fresh", "env_file_mode [local]"]
+    assert sorted(deliveries[1]["failed"]) == ["backup_fresh [local]", "env_file_mode [local]"]
 
     # heartbeat: /start, then /fail (exit code 1), with the failed ids in the body
     pings = http.posts("/ping/")

@@ -341,13 +341,16 @@ def test_backup_storage_capacity_green(offline, run_checks):
 
 @pytest.fixture
 def week_on_tmpfs(offline, tmpfs):
-    """The newest 7 sets of a sandbox on a real 16 MiB tmpfs (room for about 10 more)."""
+    """The newest 7 sets of a sandbox on a real tmpfs with room for about 10 more. (Sized
+    from the sets: the newest holds today's logs so far, so its size grows through the
+    day; a fixed 16 MiB held 3 more sets after 18:00, not 4.)"""
     sb = offline()
-    mnt = tmpfs("size=16m")
-    dest = mnt / "kakao-template"
-    dest.mkdir()
     src = sb.root / "backups" / "kakao-template"
     stamps = sorted(p.name[5:20] for p in src.glob("logs_*.tar.gz"))[-7:]
+    largest = max(sum(p.stat().st_size for p in src.glob(f"*_{s}.*")) for s in stamps)
+    mnt = tmpfs(f"size={(17 * largest + (1 << 20)) // 1024 + 1}k")
+    dest = mnt / "kakao-template"
+    dest.mkdir()
     for p in src.iterdir():
         if any(stamp in p.name for stamp in stamps):
             shutil.copy2(p, dest / p.name)

@@ -1,4 +1,5 @@
-"""Weekly: every night has a complete set, every archive reads through, storage holds."""
+"""Weekly: every night has a complete set, every archive reads through, storage holds, on
+every backup host (its files listed and streamed where they are)."""
 
 from datetime import timedelta
 from pathlib import Path
@@ -7,16 +8,18 @@ import pytest
 
 from opscheck.probes import backups, restore
 from opscheck.probes.host import where
+from opscheck.probes.hostfiles import files_of
 
 
-def _inventory(cfg):
-    return backups.scan(cfg.paths.backup_dir, backups.zone(cfg.service.timezone))
+def _inventory(cfg, ops_host):
+    return backups.scan_on(ops_host, cfg.paths.backup_dir, backups.zone(cfg.service.timezone))
 
 
 @pytest.mark.weekly
-def test_backup_every_day(cfg, evidence):
+@pytest.mark.role("backup")
+def test_backup_every_day(ops_host, cfg, evidence):
     """데이터베이스 백업: each of the last 7 days has a complete set (all four kinds)."""
-    sets, now = _inventory(cfg).sets(), backups.now()
+    at, sets, now = where(ops_host), _inventory(cfg, ops_host).sets(), backups.now()
     good = 0
     for start, end in backups.day_windows(now, 7):
         found = [s for s in sets if start <= s.stamp < end]
@@ -25,46 +28,47 @@ def test_backup_every_day(cfg, evidence):
             continue
         gaps = "; ".join(f"set {s.label} lacks {', '.join(s.missing)}" for s in found)
         evidence.breach(
-            f"no complete set between {backups.when(start)} and "
+            f"{at}no complete set between {backups.when(start)} and "
             f"{backups.when(end)}" + (f" ({gaps})" if gaps else "")
         )
-    evidence.record("days with a complete set", good, "days", 7)
+    evidence.record(f"{at}days with a complete set", good, "days", 7)
     evidence.verdict()
 
 
 @pytest.mark.weekly
-def test_backup_integrity(cfg, evidence):
+@pytest.mark.role("backup")
+def test_backup_integrity(ops_host, cfg, evidence):
     """백업 파일 무결성 검증: the last 7 days' archives read through, each chroma_db archive
     holds chroma.sqlite3 and the live store's segment folders; no set shrank by half."""
-    inv, now = _inventory(cfg), backups.now()
+    at, inv, now = where(ops_host), _inventory(cfg, ops_host), backups.now()
     recent = inv.sets_since(now - timedelta(days=7))
-    paths = [f.path for s in recent for f in s.files.values()]
-    results = restore.verify_all(
-        paths,
+    results = restore.verify_backups(
+        [f for s in recent for f in s.files.values()],
         cfg.thresholds.restore_max_extract_mb * 2**20,
         cfg.paths.scratch_dir,
         workers=restore.workers(),
+        fs=files_of(ops_host),
     )
     live = restore.segment_dirs(Path(cfg.paths.chroma_dir))
     than = "its chroma.sqlite3 lists" if live is None else "the live store has"
     for r in results:
         if not r.ok:
-            evidence.breach(f"{r.path}: {r.error}")
+            evidence.breach(f"{at}{r.path}: {r.error}")
         missing = restore.missing_segments(r, live)
         if missing:
-            evidence.breach(f"{r.path}: lacks segment folders {', '.join(missing)} that {than}")
-    evidence.record("files read through", sum(r.ok for r in results), "files", len(results))
+            evidence.breach(f"{at}{r.path}: lacks segment folders {', '.join(missing)} that {than}")
+    evidence.record(f"{at}files read through", sum(r.ok for r in results), "files", len(results))
     evidence.record(
         "live HNSW segment folders", "not readable" if live is None else len(live), "folders"
     )
-    evidence.record("bytes read", sum(r.compressed_bytes for r in results) / 1e6, "MB")
+    evidence.record(f"{at}bytes read", sum(r.compressed_bytes for r in results) / 1e6, "MB")
     for _kind, before, after in backups.shrunk(inv.sets(), since=now - timedelta(days=7)):
         evidence.breach(
-            f"{after.path.name} is {after.size} bytes, less than half of "
+            f"{at}{after.path.name} is {after.size} bytes, less than half of "
             f"{before.path.name} ({before.size} bytes)"
         )
     if not recent:
-        evidence.breach(f"no backup set in the last 7 days in {inv.directory}")
+        evidence.breach(f"{at}no backup set in the last 7 days in {inv.directory}")
     evidence.verdict()
 
 
@@ -95,19 +99,19 @@ def test_backup_storage_capacity(ops_host, cfg, evidence):
 
 
 @pytest.mark.weekly
-def test_backup_retention(cfg, evidence):
+@pytest.mark.role("backup")
+def test_backup_retention(ops_host, cfg, evidence):
     """오래된 백업 정리: no set older than backup_retention_days + 1 remains."""
-    sets, now = _inventory(cfg).sets(), backups.now()
+    at, sets, now = where(ops_host), _inventory(cfg, ops_host).sets(), backups.now()
     keep_days = cfg.thresholds.backup_retention_days + 1
     if sets:
-        evidence.record(
-            "oldest set age", (now - sets[0].stamp).total_seconds() / 86400, "days", keep_days
-        )
+        age = (now - sets[0].stamp).total_seconds() / 86400
+        evidence.record(f"{at}oldest set age", age, "days", keep_days)
     old = [s for s in sets if s.stamp < now - timedelta(days=keep_days)]
     if old:
         age = (now - old[0].stamp).total_seconds() / 86400
         evidence.breach(
-            f"{len(old)} sets older than {keep_days} days remain, the oldest "
+            f"{at}{len(old)} sets older than {keep_days} days remain, the oldest "
             f"({old[0].label}) is {age:.1f} days old, limit {keep_days} days"
         )
     evidence.verdict()

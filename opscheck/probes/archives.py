@@ -10,6 +10,10 @@ dir stores only the link) is a failure naming what it holds instead. `extract` d
 same while writing the members below a scratch root. Hostile members (absolute paths,
 `..`, devices, more bytes than the limit) are refused before anything of theirs is
 written; symlinks leaving the root are never written and fail the archive after its walk.
+
+An archive on another host (`Remote`: its `hostfiles.RemoteFiles` and listed size) is
+streamed through the same walk, never copied here whole; a stream that failed, stalled
+or was cut fails the archive naming the host, whatever the walk made of the bytes.
 """
 
 from __future__ import annotations
@@ -26,14 +30,53 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from isal import igzip_threaded
 
 from opscheck.lifecycle import remove_tree
+from opscheck.probes import ProbeError
 from opscheck.probes.noatime import open_decoded, read_bytes
 
 CHUNK = 1 << 20
+PIECE = 1 << 16  # the most asked of a host's stream at once (each piece resets its idle watch)
 SQLITE_NAME = "chroma.sqlite3"
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A backup file on another host: its files (`hostfiles.RemoteFiles`) and listed size."""
+
+    fs: Any
+    size: int
+
+    def failure(self, path: Path, exc: ProbeError) -> str:
+        """Why the host's stream of `path` failed, naming the host (and not the path twice)."""
+        name = self.fs.host.name
+        why = str(exc).removeprefix(f"host {name}: ").removeprefix(f"read {path}: ")
+        return f"stream from {name} failed: {why}"
+
+
+class _Pieces:
+    """A host's stream read in pieces of at most PIECE bytes: a reader asking for more
+    (a gzip reader wants 8 MiB) would otherwise wait for all of it, silent to the idle
+    watch, on a slow link."""
+
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.raw.read(PIECE), b""))
+        return self.raw.read(min(n, PIECE))
+
+    def readinto(self, buf) -> int:
+        data = self.raw.read(min(len(buf), PIECE))
+        buf[: len(data)] = data
+        return len(data)
 
 
 class ArchiveError(Exception):
@@ -149,19 +192,27 @@ def template_records(data: bytes) -> int:
     return len(doc["templates"])
 
 
-def verify_json(path: Path, max_bytes: int) -> Verified:
+def verify_json(path: Path, max_bytes: int, remote: Remote | None = None) -> Verified:
     """A template data backup: readable, valid UTF-8 JSON with its templates."""
+    return load_json(path, max_bytes, remote)[0]
+
+
+def load_json(path: Path, max_bytes: int, remote: Remote | None = None) -> tuple[Verified, bytes]:
+    """`verify_json`'s result and the bytes it read (here, or streamed from `remote`)."""
     result = Verified(str(path))
     start = time.perf_counter()
+    data = b""
     try:
-        size = path.stat().st_size
+        size = path.stat().st_size if remote is None else remote.size
         if size > max_bytes:
             raise ArchiveError(f"{size} bytes, over the {max_bytes} byte limit")
-        data = read_bytes(path)
+        data = read_bytes(path) if remote is None else _streamed(path, max_bytes, remote)
         result.compressed_bytes = result.content_bytes = len(data)
         result.templates = template_records(data)
     except ArchiveError as exc:
         _fail(result, str(exc))
+    except ProbeError as exc:  # a host's stream (only a remote file is streamed)
+        _fail(result, remote.failure(path, exc) if remote else str(exc))
     except OSError as exc:
         _fail(result, f"cannot read: {exc.strerror or exc}")
     except UnicodeDecodeError as exc:
@@ -169,20 +220,41 @@ def verify_json(path: Path, max_bytes: int) -> Verified:
     except ValueError as exc:
         _fail(result, f"invalid JSON: {exc}")
     result.seconds = time.perf_counter() - start
-    return result
+    return result, data
+
+
+def _streamed(path: Path, max_bytes: int, remote: Remote) -> bytes:
+    """A host's file, whole, read from its stream (one grown past `max_bytes` is refused)."""
+    pieces, total = [], 0
+    with remote.fs.open(str(path), 0, remote.size) as raw:
+        while total <= max_bytes:
+            piece = raw.read(PIECE)
+            if not piece:
+                break
+            pieces.append(piece)
+            total += len(piece)
+    if total > max_bytes:
+        raise ArchiveError(f"grew past the {max_bytes} byte limit while it was read")
+    return b"".join(pieces)
 
 
 def verify(
-    path: Path, max_bytes: int, scratch: Path | None = None, chroma: bool = False
+    path: Path,
+    max_bytes: int,
+    scratch: Path | None = None,
+    chroma: bool = False,
+    remote: Remote | None = None,
 ) -> Verified:
     """Read a .tar.gz through without keeping it (a Chroma SQLite is checked in `scratch`);
-    `chroma`: it must hold a Chroma store."""
-    return _walk(path, max_bytes, scratch, extract_to=None, chroma=chroma)
+    `chroma`: it must hold a Chroma store; `remote`: it is on another host, streamed."""
+    return _walk(path, max_bytes, scratch, extract_to=None, chroma=chroma, remote=remote)
 
 
-def extract(path: Path, dest: Path, max_bytes: int, chroma: bool = False) -> Verified:
+def extract(
+    path: Path, dest: Path, max_bytes: int, chroma: bool = False, remote: Remote | None = None
+) -> Verified:
     """Verify and write the members below `dest` (which must exist and be empty)."""
-    return _walk(path, max_bytes, dest, extract_to=dest, chroma=chroma)
+    return _walk(path, max_bytes, dest, extract_to=dest, chroma=chroma, remote=remote)
 
 
 def _fail(result: Verified, message: str) -> None:
@@ -192,19 +264,26 @@ def _fail(result: Verified, message: str) -> None:
 
 
 def _walk(
-    path: Path, max_bytes: int, scratch: Path | None, extract_to: Path | None, chroma: bool
+    path: Path,
+    max_bytes: int,
+    scratch: Path | None,
+    extract_to: Path | None,
+    chroma: bool,
+    remote: Remote | None = None,
 ) -> Verified:
     result = Verified(str(path))
     start = time.perf_counter()
     try:
-        result.compressed_bytes = path.stat().st_size
+        result.compressed_bytes = path.stat().st_size if remote is None else remote.size
         if result.compressed_bytes == 0:
             raise ArchiveError("empty file (0 bytes)")
         with _scratch_tmp(scratch) as tmp:
-            _read_members(path, result, max_bytes, tmp, extract_to)
+            _read_members(path, result, max_bytes, tmp, extract_to, remote)
         _judge_contents(result, chroma)
     except ArchiveError as exc:
         _fail(result, str(exc))
+    except ProbeError as exc:  # a host's stream (only a remote file is streamed)
+        _fail(result, remote.failure(path, exc) if remote else str(exc))
     except PermissionError as exc:
         _fail(result, f"cannot read: {exc.strerror}")
     except OSError as exc:
@@ -254,11 +333,27 @@ def _gunzip(raw):
     return igzip_threaded.open(raw, "rb", threads=1, block_size=CHUNK)
 
 
+@contextmanager
+def _inflated(path: Path, remote: Remote | None) -> Iterator[IO[bytes]]:
+    """The archive's inflated bytes: read here, or streamed from its host."""
+    if remote is None:
+        with open_decoded(path, _gunzip) as gz:
+            yield gz
+        return
+    with remote.fs.open(str(path), 0, remote.size) as raw, _gunzip(_Pieces(raw)) as gz:
+        yield gz
+
+
 def _read_members(
-    path: Path, result: Verified, max_bytes: int, tmp: Path, extract_to: Path | None
+    path: Path,
+    result: Verified,
+    max_bytes: int,
+    tmp: Path,
+    extract_to: Path | None,
+    remote: Remote | None = None,
 ) -> None:
     total = 0
-    with open_decoded(path, _gunzip) as gz:
+    with _inflated(path, remote) as gz:
         stream = _Counting(gz)
         with tarfile.open(fileobj=stream, mode="r|", bufsize=CHUNK) as tar:
             for member in tar:

@@ -159,6 +159,11 @@ class Drill:
     seconds: float | None
 
 
+def _is_restore_time(name: str) -> bool:
+    """A drill's "restore time", or a remote backup host's ("bk@10.0.0.9: restore time")."""
+    return name == "restore time" or name.endswith(": restore time")
+
+
 def drills(db: Database, since: datetime, until: datetime) -> list[Drill]:
     """The restore_drill results stored in the window, oldest first."""
     try:
@@ -166,5 +171,5 @@ def drills(db: Database, since: datetime, until: datetime) -> list[Drill]:
         points = db.call("reading", "points", ["restore_drill"], stamp(since), stamp(until))
     except HistoryError as exc:
         raise ProbeError(str(exc)) from None
-    times = {(p.started, p.nodeid): p.value for p in points if p.name == "restore time"}
+    times = {(p.started, p.nodeid): p.value for p in points if _is_restore_time(p.name)}
     return [Drill(parse(r.started), r.outcome, times.get((r.started, r.nodeid))) for r in results]

@@ -40,7 +40,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import psutil
 
@@ -51,8 +51,8 @@ from opscheck.probes.host import DiskUsage, FileState, LocalHost, host_label, is
 
 MARGIN_S = 2.0  # beyond the deadline, for a backend that does not bound itself
 MIN_RATE_BPS = 1 << 20  # a stream slower than this (after timeout_s) is a trickling host
-CHUNK = 1 << 20  # read from a stream at most this much at a time
-POLL_S = 0.2  # how often a stream's read looks whether it was stopped
+PIECE = 1 << 16  # a stream's read(-1) gathers pieces of this size
+TICK_S = 0.1  # how often a stream's wait for bytes looks whether it was stopped
 PERSIST_S = 60  # an idle master outlives its last command this long (a killed run's too)
 SSH_SCHEMES = ("ssh",)
 WRITING_SCHEMES = ("safe-ssh",)  # testinfra's wrapper writes mktemp files on the host
@@ -298,6 +298,7 @@ class RemoteHost:
         self._host: Any = None
         self._lock = threading.Lock()
         self._broken = ""
+        self._answered = False  # a command has run: the connection is up
         self._deadline = 0.0
         self._budget_now = 0.0
         self._master_pid = 0
@@ -411,10 +412,11 @@ class RemoteHost:
         The stream stops at the deadline, or when no byte came for timeout_s; then, or
         when the command failed (its stderr's last line), the block's end raises a
         ProbeError naming the host and `what`, whatever the reader made of the bytes."""
-        if self._host is None or self._broken:
+        if not self._answered or self._broken:
             self.run_rc(what, "true")  # connected, or the host's one-line failure
         source = self._open_stream(what, _C + command)
-        out = Stream(source.read1, self.opts.timeout_s, time.monotonic() + budget_s)
+        deadline = time.monotonic() + budget_s
+        out = Stream(source.stdout, self.opts.timeout_s, deadline, getattr(source, "fd", None))
         watch = threading.Thread(target=out.watch, args=(source.stop,), daemon=True)
         watch.start()
         failed: BaseException | None = None
@@ -427,12 +429,10 @@ class RemoteHost:
             rc, err = source.finish(out.eof)
         if out.stopped:
             why = out.stopped
-        elif out.eof and rc:
-            why = _last_line(err) or f"exit code {rc}"
-        elif failed is not None:  # the reader gave up: the command's own error is the cause
-            why = _last_line(err)
-        else:
-            why = ""  # done, or stopped early by the reader on purpose
+        elif rc and (out.eof or (failed is not None and rc != 141)):
+            why = _last_line(err) or f"exit code {rc}"  # the command failed: its own words
+        else:  # done, or stopped early by the reader (whose error, if any, stands: words
+            why = ""  # on the stderr of a command that did not fail, a banner, are no cause)
         if why:
             raise ProbeError(f"host {self.name}: {what}: {scrub.scrub(why)}") from None
         if failed is not None:
@@ -488,6 +488,7 @@ class RemoteHost:
             raise _Unreachable(f"{_tool_missing(err)} is not installed here{_SSHPASS_HINT}")
         if self.control_path and not self._master_pid:
             self._register_master()
+        self._answered = True
         return result.rc, _text(result.stdout_bytes), err
 
     def _fail(self, cause: str) -> ProbeError:
@@ -559,12 +560,17 @@ class _Captured(Exception):
 
 
 class Stream:
-    """A command's stdout as a binary file, with the deadline and idle limit watched."""
+    """A command's stdout as a binary file, with the deadline and idle limit watched.
 
-    def __init__(self, read1: Callable[[int], bytes], idle_s: float, deadline: float) -> None:
-        self._raw_read1 = read1
+    Read from a pipe (`fd`), a read returns what has arrived (it may be short) and gives
+    b"" once the watch stopped the stream, even while another process (an ssh master,
+    which holds the pipe's other end) keeps it open. Idle is time spent waiting for a
+    byte, not the reader's own work between reads."""
+
+    def __init__(self, raw: IO[bytes], idle_s: float, deadline: float, fd: int | None = None):
+        self._raw, self._fd = raw, fd
         self.idle_s, self.deadline = idle_s, deadline
-        self.last = time.monotonic()
+        self.waiting = 0.0  # since when a read waits for bytes (0: none waits)
         self.read_bytes = 0
         self.eof = False
         self.stopped = ""  # why the watch stopped the command ("" if it did not)
@@ -577,47 +583,54 @@ class Stream:
         return False
 
     def read(self, n: int = -1) -> bytes:
-        chunks, want = [], n if n is not None and n >= 0 else math.inf
-        while want > 0:
-            data = self._read1(int(min(want, CHUNK)))
-            if not data:
-                break
-            chunks.append(data)
-            want -= len(data)
-        return b"".join(chunks)
+        if n is None or n < 0:
+            return b"".join(iter(lambda: self.read(PIECE), b""))
+        data = self._take(n)
+        self._note(len(data), n)
+        return data
 
     def readinto(self, buf) -> int:
+        """Fills `buf` (a pipe gives 64 KiB a read; the scanners want their whole chunk)."""
         view, filled = memoryview(buf).cast("B"), 0
         while filled < len(view):
-            data = self._read1(min(len(view) - filled, CHUNK))
+            data = self._take(len(view) - filled)
             if not data:
                 break
             view[filled : filled + len(data)] = data
             filled += len(data)
+        self._note(filled, len(view))
         return filled
 
-    def _read1(self, n: int) -> bytes:
-        """What has arrived (at least a byte, up to n; b"" at the end), noted as progress."""
-        data = self._raw_read1(n)
-        self._note(len(data), n)
-        return data
+    def _take(self, n: int) -> bytes:
+        if not n or self.stopped:
+            return b""
+        self.waiting = time.monotonic()
+        try:
+            if self._fd is None:
+                return self._raw.read(n)
+            while not self.stopped:
+                ready, _, _ = select.select([self._fd], [], [], TICK_S)
+                if ready:
+                    return os.read(self._fd, n)
+            return b""
+        finally:
+            self.waiting = 0.0
 
     def _note(self, got: int, wanted: int | None) -> None:
         self.read_bytes += got
-        self.last = time.monotonic()
-        if got == 0 and wanted != 0:
+        if got == 0 and wanted != 0 and not self.stopped:
             self.eof = True
 
     def close(self) -> None:
         """(The source closes it.)"""
 
     def watch(self, stop: Callable[[], None]) -> None:
-        """Stop the command at the deadline, or after idle_s without a byte."""
+        """Stop the command at the deadline, or after idle_s waiting without a byte."""
         while not self.done.wait(0.2):
-            now = time.monotonic()
+            now, waiting = time.monotonic(), self.waiting
             if now > self.deadline:
                 self.stopped = f"stream stopped at its deadline after {self.read_bytes} bytes"
-            elif now - self.last > self.idle_s:
+            elif waiting and now - waiting > self.idle_s:
                 self.stopped = (
                     f"no byte for {self.idle_s:g} s (stream stopped after {self.read_bytes} bytes)"
                 )
@@ -627,16 +640,9 @@ class Stream:
 
 
 class _Source:
-    """A running command's output; `read1` gives what has arrived (b"" at the end, or
-    once `stop` was called: the watch never waits on a blocked read)."""
+    stdout: IO[bytes]
 
-    stopping = False
-
-    def read1(self, n: int) -> bytes:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        raise NotImplementedError
+    def stop(self) -> None: ...
 
     def finish(self, eof: bool) -> tuple[int, str]:
         """(exit code, stderr) once the reader is done; stopped first if it did not reach
@@ -645,9 +651,9 @@ class _Source:
 
 
 class _ProcessSource(_Source):
-    """A backend's local process (ssh, docker exec ...), in its own process group. (An
-    ssh mux client hands its stdout to the master, so killing it does not end the
-    stream: reads poll, and stop at once when stopped.)"""
+    """A backend's local process (ssh, docker exec ...), in its own process group. Its
+    pipes are read with select: an ssh master that was handed them keeps them open after
+    the process is killed, so no read or close here waits for them to close."""
 
     def __init__(self, cmd: bytes, what: str) -> None:
         self.proc = subprocess.Popen(
@@ -659,43 +665,66 @@ class _ProcessSource(_Source):
             start_new_session=True,
         )
         lifecycle.register(self.proc.pid, what, group=True)
-        self._fd = self.proc.stdout.fileno()
+        self.stdout = self.proc.stdout
+        self.fd = self.proc.stdout.fileno()
         self._err = bytearray()
+        self._closing = threading.Event()
         self._drain = threading.Thread(target=self._read_err, daemon=True)
         self._drain.start()
 
-    def read1(self, n: int) -> bytes:
-        while not self.stopping:
-            ready, _, _ = select.select([self._fd], [], [], POLL_S)
-            if ready:
-                return os.read(self._fd, n)
-        return b""
-
     def _read_err(self) -> None:
-        for chunk in iter(lambda: self.proc.stderr.read1(1 << 16), b""):
-            self._err += chunk
-            del self._err[: max(0, len(self._err) - (1 << 16))]
+        fd = self.proc.stderr.fileno()
+        while not self._closing.is_set():
+            ready, _, _ = select.select([fd], [], [], TICK_S)
+            chunk = os.read(fd, 1 << 16) if ready else None
+            if chunk == b"":
+                return
+            if chunk:
+                self._err += chunk
+                del self._err[: max(0, len(self._err) - (1 << 16))]
 
     def stop(self) -> None:
-        self.stopping = True
         with suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
 
     def finish(self, eof: bool) -> tuple[int, str]:
+        """(exit code, stderr); one not read to its end is stopped first, its code then
+        141 unless it had already exited (with its own code)."""
+        exited = self.proc.poll()
         try:
             if not eof:
                 self.stop()
+                self._closing.set()  # what it wrote on stderr so far is its word
             try:
                 rc = self.proc.wait(timeout=MARGIN_S)
             except subprocess.TimeoutExpired:
                 self.stop()
                 rc = self.proc.wait()
-            self.proc.stdout.close()  # (a master still writing gets EPIPE: its session ends)
             self._drain.join(MARGIN_S)
+            self._closing.set()
+            self._drain.join()
         finally:
             lifecycle.forget(self.proc.pid)
             self.proc.stdout.close()
-        return (141 if not eof else rc), _text(bytes(self._err))
+            self.proc.stderr.close()
+        if not eof:
+            rc = 141 if exited is None else exited
+        return rc, _text(bytes(self._err))
+
+
+class _ChannelOut:
+    """A channel's stdout: a read returns what has arrived, b"" at the end or once closed."""
+
+    def __init__(self, chan) -> None:
+        self.chan = chan
+
+    def read(self, n: int) -> bytes:
+        while True:  # (closing the channel, as `stop` does, ends the wait with b"")
+            with suppress(TimeoutError):
+                return self.chan.recv(n)
+
+    def close(self) -> None:
+        """(The source closes the channel.)"""
 
 
 class _ChannelSource(_Source):
@@ -703,25 +732,18 @@ class _ChannelSource(_Source):
 
     def __init__(self, client, cmd: bytes) -> None:
         self.chan = client.get_transport().open_session()
-        self.chan.settimeout(POLL_S)
         self.chan.exec_command(cmd)
-
-    def read1(self, n: int) -> bytes:
-        while not self.stopping:
-            try:
-                return self.chan.recv(n)
-            except TimeoutError:
-                continue
-        return b""
+        self.chan.settimeout(TICK_S)
+        self.stdout = _ChannelOut(self.chan)
 
     def stop(self) -> None:
-        self.stopping = True
         self.chan.close()
 
     def finish(self, eof: bool) -> tuple[int, str]:
-        if not eof or self.stopping:
+        if not eof:
+            rc = self.chan.recv_exit_status() if self.chan.exit_status_ready() else 141
             self.stop()
-            return 141, ""
+            return rc, ""
         self.chan.settimeout(MARGIN_S)
         err = b""
         with suppress(TimeoutError):

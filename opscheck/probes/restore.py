@@ -3,6 +3,9 @@
 Never touches the live paths: everything lands in a fresh temporary directory below
 `paths.scratch_dir` (or the system's temp dir) that is removed when the drill ends,
 whether it passed or not. The live store and template data are only read.
+
+Backups on another host (`fs`: a `hostfiles.RemoteFiles`) are streamed from it into the
+same reading and extraction here; nothing is written on that host.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,10 +23,12 @@ from opscheck import lifecycle
 from opscheck.probes import ProbeError
 from opscheck.probes.archives import (
     ChromaFacts,
+    Remote,
     ScratchError,
     Verified,
     chroma_facts,
     extract,
+    load_json,
     scratch_problem,
     template_records,
     verify,
@@ -100,9 +106,10 @@ def env_key_names(path: Path) -> list[str]:
     return names
 
 
-def drill(bset: BackupSet, scratch_dir: str, max_bytes: int) -> Drill:
+def drill(bset: BackupSet, scratch_dir: str, max_bytes: int, fs=None) -> Drill:
     """Restore every file of `bset` below a fresh scratch dir, then remove it (an
-    interrupted run removes it too: it is registered with the run's lifecycle)."""
+    interrupted run removes it too: it is registered with the run's lifecycle); `fs`:
+    the files of the host holding the set (None: this machine's)."""
     result = Drill(bset.label)
     start = time.perf_counter()
     with _run_scratch(scratch_dir, "opscheck-restore-") as tmp:
@@ -110,7 +117,7 @@ def drill(bset: BackupSet, scratch_dir: str, max_bytes: int) -> Drill:
             for kind, f in bset.files.items():
                 dest = tmp / kind
                 _mkdir(dest)
-                result.results[kind] = _restore_one(f, dest, max_bytes)
+                result.results[kind] = _restore_one(f, dest, max_bytes, remote(fs, f.size))
         except ScratchError as exc:
             raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
         _read_restored(tmp, result)
@@ -142,7 +149,17 @@ def _mkdir(path: Path) -> None:
         raise scratch_problem(exc, f"making {path.name}/") from None
 
 
-def _restore_one(f: BackupFile, dest: Path, max_bytes: int) -> Verified:
+def remote(fs, size: int) -> Remote | None:
+    """A file of `fs` as the archive readers take it: None on this machine."""
+    return Remote(fs, size) if getattr(fs, "remote", False) else None
+
+
+def _restore_one(f: BackupFile, dest: Path, max_bytes: int, at: Remote | None) -> Verified:
+    if f.kind == "template_data" and at is not None:
+        verified, data = load_json(f.path, max_bytes, at)
+        if verified.ok:
+            _in_scratch(dest / f.path.name, data)
+        return verified
     if f.kind == "template_data":
         verified = verify_json(f.path, max_bytes)
         if verified.ok:
@@ -153,7 +170,14 @@ def _restore_one(f: BackupFile, dest: Path, max_bytes: int) -> Verified:
                     raise
                 raise scratch_problem(exc, f"writing {f.path.name}") from None
         return verified
-    return extract(f.path, dest, max_bytes, chroma=f.kind == "chroma_db")
+    return extract(f.path, dest, max_bytes, chroma=f.kind == "chroma_db", remote=at)
+
+
+def _in_scratch(target: Path, data: bytes) -> None:
+    try:
+        target.write_bytes(data)
+    except OSError as exc:
+        raise scratch_problem(exc, f"writing {target.name}") from None
 
 
 def _read_restored(tmp: Path, result: Drill) -> None:
@@ -189,12 +213,12 @@ def _live_facts(db: Path) -> ChromaFacts:
     return chroma_facts(db)
 
 
-def verify_file(path: Path, max_bytes: int, scratch_dir: str) -> Verified:
-    """Read one backup file through, whatever its kind."""
+def verify_file(path: Path, max_bytes: int, scratch_dir: str, at: Remote | None = None) -> Verified:
+    """Read one backup file through, whatever its kind (`at`: on another host)."""
     if path.name.endswith(".json"):
-        return verify_json(path, max_bytes)
+        return verify_json(path, max_bytes, at)
     scratch = Path(scratch_dir) if scratch_dir else None
-    return verify(path, max_bytes, scratch, chroma=kind_of(path.name) == "chroma_db")
+    return verify(path, max_bytes, scratch, chroma=kind_of(path.name) == "chroma_db", remote=at)
 
 
 def verify_all(paths: list[Path], max_bytes: int, scratch_dir: str, workers: int) -> list[Verified]:
@@ -206,6 +230,28 @@ def verify_all(paths: list[Path], max_bytes: int, scratch_dir: str, workers: int
             return _verify_all(paths, max_bytes, str(tmp), workers)
         except ScratchError as exc:
             raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
+
+
+def verify_backups(
+    files: list[BackupFile], max_bytes: int, scratch_dir: str, workers: int, fs=None
+) -> list[Verified]:
+    """`verify_all` over files of an inventory; `fs`: the files of the host holding them
+    (None or local: this machine's). A host's files are streamed `workers` at a time
+    (threads: each waits on its stream, inflates outside the GIL), in the given order."""
+    if remote(fs, 0) is None:
+        return verify_all([f.path for f in files], max_bytes, scratch_dir, workers)
+
+    def one(f: BackupFile) -> Verified:
+        return verify_file(f.path, max_bytes, str(tmp), remote(fs, f.size))
+
+    with _run_scratch(scratch_dir, "opscheck-verify-run-") as tmp:
+        pool = ThreadPoolExecutor(max(1, workers), "opscheck-backup-stream")
+        try:
+            return list(pool.map(one, files))
+        except ScratchError as exc:
+            raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
+        finally:  # interrupted: no file not yet begun is begun (its stream would reconnect)
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _verify_all(paths: list[Path], max_bytes: int, scratch: str, workers: int) -> list[Verified]:
