@@ -85,12 +85,46 @@ def test_remote_state_resumes_and_reads_only_what_grew(ssh_fleet, fleet_of, tmp_
     assert again.to_json() == whole.to_json()
 
 
+def _access_lines(n: int, start: int = 0) -> bytes:
+    rows = []
+    for i in range(start, start + n):
+        t = f"30/Nov/2026:10:{(i // 60) % 60:02d}:{i % 60:02d} +0000"
+        rows.append(
+            f'10.0.0.{i % 7} - - [{t}] "GET /api/v1/templates/{i} HTTP/1.1" 200 512 "-" '
+            f'"curl/8" 0.0{i % 10}\n'
+        )
+    return "".join(rows).encode()
+
+
+@pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
+def test_a_resumed_access_log_over_ssh_reads_its_lead_in_whole(
+    ssh_fleet, fleet_of, tmp_path, scheme
+):
+    """The second day's pass streams 1 MiB before where the first stopped (the 60 s
+    windows' lead-in): a pipe gives it 64 KiB a read, and all of it must be read."""
+    (sshd,) = ssh_fleet.start(1)
+    log = tmp_path / "logs" / "access.log"
+    log.parent.mkdir()
+    log.write_bytes(_access_lines(12000))  # about 1.3 MiB
+    cache = tmp_path / "state"
+    host = fleet_of().host(sshd.spec(scheme))
+    files.summarize(str(log), cache, fmt="access", fs=hostfiles.RemoteFiles(host))
+    with log.open("ab") as f:
+        f.write(_access_lines(500, 12000))
+    again, stats = files.summarize(str(log), cache, fmt="access", fs=hostfiles.RemoteFiles(host))
+    assert stats["resumed_files"] == 1 and not again.notes, (stats, again.notes)
+    whole, _ = files.summarize(str(log), None, fmt="access")
+    assert again.to_json() == whole.to_json()
+
+
 def test_a_remote_log_that_cannot_be_read_names_host_and_file(ssh_fleet, fleet_of, tmp_path):
     (sshd,) = ssh_fleet.start(1)
     log = _log_set(tmp_path / "logs")
     fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
     with pytest.raises(ProbeError, match=rf"^{sshd.label}: log dir .*nope does not exist$"):
         files.summarize(str(tmp_path / "nope" / "app.log"), None, fs=fs)
+    (log.parent / "unrelated-loop").symlink_to(log.parent / "unrelated-loop")
+    assert files.siblings(str(log), (), fs) == files.siblings(str(log))  # (not about app.log)
     (log.parent / "app.log.4.gz").write_bytes(b"not gzip at all")
     s, _ = files.summarize(str(log), None, tz="UTC", fs=fs)
     assert any("app.log.4.gz" in note for note in s.notes), s.notes  # seen, never passed

@@ -151,13 +151,13 @@ def host_for(spec: str):
 
 def where(host) -> str:
     """The prefix naming a remote host in evidence ("app@10.0.0.5: "); "" for this machine."""
-    return "" if host.name == "local" else f"{host.name}: "
+    return "" if isinstance(host, LocalHost) else f"{host.name}: "
 
 
 def host_state(state_dir: Path, host) -> Path:
     """Where the suite keeps its own state about `host`: `state_dir` itself for this
     machine (as before hosts existed), `state_dir/hosts/<label>` for a remote one."""
-    if host.name == "local":
+    if host is None or isinstance(host, LocalHost):
         return state_dir
     safe = "".join(c if c.isalnum() or c in "@.-_" else "_" for c in host.name)
     return state_dir / "hosts" / safe

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import errno
 import os
+import re
 import shlex
 import stat
 from collections.abc import Iterator
@@ -62,11 +63,14 @@ class LocalFiles:
     remote = False
     where = ""
 
-    def entries(self, directory: str) -> list[Entry]:
-        """The entries of `directory` (OSError as os.scandir raises it)."""
+    def entries(self, directory: str, prefix: str = "") -> list[Entry]:
+        """The entries of `directory` whose names start with `prefix` (OSError as
+        os.scandir raises it; entries of other names are not looked at)."""
         out = []
         with os.scandir(directory) as it:
             for e in it:
+                if not e.name.startswith(prefix):
+                    continue
                 try:
                     st = e.stat()
                 except FileNotFoundError:
@@ -124,6 +128,24 @@ def os_error(path: str, message: str) -> OSError:
     return OSError(errno.EIO, message.strip() or "read failed", path)
 
 
+def _listing_problem(directory: str, prefix: str, err: str) -> OSError | None:
+    """The error of a `find` listing that exited non-zero: the directory's own, or one
+    about an entry that matters (named `prefix`...); None if every complaint was about
+    entries of other names."""
+    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    base = directory.rstrip("/") + "/"
+    for line in lines:
+        m = re.match(r"find: ['‘](.*)['’]: (.*)$", line)
+        if m is None:
+            return os_error(directory, line)
+        path, why = m.groups()
+        if not path.startswith(base):
+            return os_error(directory, why)
+        if path[len(base) :].startswith(prefix):
+            return os_error(path, why)
+    return None if lines else OSError(errno.EIO, "find failed without a word", directory)
+
+
 def parse_entries(out: str) -> list[Entry]:
     """find's `%y %s %T@ %D %i %f` records, NUL-separated."""
     rows = []
@@ -143,15 +165,20 @@ class RemoteFiles:
         self.where = f"{host.name}: "
         self._ranges: dict[str, list[tuple[int, int, bytes | OSError]]] = {}
 
-    def entries(self, directory: str) -> list[Entry]:
+    def entries(self, directory: str, prefix: str = "") -> list[Entry]:
+        """As LocalFiles.entries: one `find`; an entry of another name that find could
+        not stat (a looping link, one removed meanwhile) is no error of this listing."""
         command = _FIND.format(p=shlex.quote(directory))
         rc, out, err = self.host.run_rc(f"list {directory}", _C + command)
         if rc != 0:
-            raise os_error(directory, _last(err) or f"find exited {rc}")
+            problem = _listing_problem(directory, prefix, err)
+            if problem:
+                raise problem
         try:
-            return parse_entries(out)
+            rows = parse_entries(out)
         except ValueError as exc:
             raise OSError(errno.EIO, f"its listing does not parse ({exc})", directory) from None
+        return [e for e in rows if e.name.startswith(prefix)]
 
     def prefetch(self, ranges: list[tuple[str, int, int]]) -> None:
         """Read every (path, start, length) in one command; `read` then serves them."""
@@ -162,8 +189,9 @@ class RemoteFiles:
         for n, (path, start, length) in enumerate(ranges):
             parts.append(
                 f"printf '%s %s\\n' {token} {n}; "
-                f"{{ e=$( {{ {dd_command(path, start, length)} | base64 -w0 >&3; }} 2>&1"
-                f" | tail -n 1 ); }} 3>&1; printf '\\n%s err %s\\n' {token} \"$e\""
+                f'{{ e=$( {{ {{ {dd_command(path, start, length)}; echo "{token}-rc $?" >&2; }}'
+                f" | base64 -w0 >&3; }} 2>&1 | tr '\\n' ' ' ); }} 3>&1;"
+                f" printf '\\n%s err %s\\n' {token} \"$e\""
             )
         size = sum(length for _, _, length in ranges)
         budget = self.host.stream_budget(size * 4 // 3)
@@ -184,9 +212,13 @@ class RemoteFiles:
             to_end = len(value) < asked  # that range reached the file's end
             if at <= start and (start + length <= at + len(value) or to_end):
                 return value[start - at : start - at + length]
-        command = dd_command(path, start, length)
-        with self.host.stream(f"read {path}", command, self.host.stream_budget(length)) as f:
-            return f.read()
+        self.prefetch([(path, start, length)])
+        for at, asked, value in self._ranges.get(path, []):
+            if (at, asked) == (start, length):
+                if isinstance(value, OSError):
+                    raise value
+                return value
+        raise OSError(errno.EIO, "its bytes did not come back", path)
 
     @contextmanager
     def open(
@@ -202,7 +234,8 @@ class RemoteFiles:
 
 
 def fenced(out: str, token: str, count: int) -> dict[int, tuple[bytes, str]]:
-    """Section -> (its bytes, the tool's error line or "") of a prefetch's output."""
+    """Section -> (its bytes, why dd failed or "") of a prefetch's output: dd's own words
+    with a non-zero exit, "dd exited N" without them, "no exit status" if dd never ended."""
     found: dict[int, tuple[bytes, str]] = {}
     current, body = -1, []
     for line in out.splitlines():
@@ -211,22 +244,27 @@ def fenced(out: str, token: str, count: int) -> dict[int, tuple[bytes, str]]:
             continue
         word = line.split(" ", 2)[1:]
         if word[0] == "err" and current >= 0:
-            error = word[1].strip() if len(word) > 1 else ""
-            try:
-                data = base64.b64decode("".join(body), validate=True)
-            except ValueError:
-                data, error = b"", error or "its bytes came back garbled"
-            found[current], current = (data, error), -1
+            found[current], current = _section(body, word[1] if len(word) > 1 else "", token), -1
         elif word[0].isdigit() and int(word[0]) < count:
             current, body = int(word[0]), []
     return found
 
 
-def _last(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
+def _section(body: list[str], err: str, token: str) -> tuple[bytes, str]:
+    m = re.search(rf"{re.escape(token)}-rc (\d+)", err)
+    words = re.sub(rf"{re.escape(token)}-rc \d+", "", err).strip()
+    if m is None:
+        return b"", words or "no exit status (dd did not finish)"
+    if m.group(1) != "0":
+        return b"", words or f"dd exited {m.group(1)}"
+    try:
+        return base64.b64decode("".join(body), validate=True), ""
+    except ValueError:
+        return b"", "its bytes came back garbled"
 
 
 def files_of(host) -> LocalFiles | RemoteFiles:
     """The files of `host` (an `ops_host`): this machine's, or a remote host's."""
-    return LocalFiles() if host is None or host.name == "local" else RemoteFiles(host)
+    from opscheck.probes.host import LocalHost
+
+    return LocalFiles() if host is None or isinstance(host, LocalHost) else RemoteFiles(host)

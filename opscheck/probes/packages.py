@@ -90,7 +90,19 @@ class Upgrade:
 
 _INST = re.compile(r"^Inst (\S+) (?:\[([^\]]*)\] )?\((\S+) (.*?)(?: \[[^\]]*\])?\)")
 _SUMMARY = re.compile(r"^\d+ upgraded, \d+ newly installed, ", re.M)
-SIMULATE = ["apt-get", "-s", "-q", "-o", "Debug::NoLocking=1", "dist-upgrade"]
+# (no binary cache written: apt run as root would otherwise refresh pkgcache.bin)
+SIMULATE = [
+    "apt-get",
+    "-s",
+    "-q",
+    "-o",
+    "Debug::NoLocking=1",
+    "-o",
+    "Dir::Cache::pkgcache=",
+    "-o",
+    "Dir::Cache::srcpkgcache=",
+    "dist-upgrade",
+]
 TIMEOUT_S = 120.0
 
 

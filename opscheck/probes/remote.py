@@ -55,6 +55,16 @@ PIECE = 1 << 16  # a stream's read(-1) gathers pieces of this size
 TICK_S = 0.1  # how often a stream's wait for bytes looks whether it was stopped
 PERSIST_S = 60  # an idle master outlives its last command this long (a killed run's too)
 SSH_SCHEMES = ("ssh",)
+# testinfra backends that run a local process (ssh, docker exec ...): their stdout streams
+_LOCAL_PROCESS_BACKENDS = (
+    "SshBackend",
+    "DockerBackend",
+    "PodmanBackend",
+    "KubectlBackend",
+    "LxcBackend",
+    "OpenShiftBackend",
+    "LocalBackend",
+)
 WRITING_SCHEMES = ("safe-ssh",)  # testinfra's wrapper writes mktemp files on the host
 
 
@@ -417,6 +427,8 @@ class RemoteHost:
         source = self._open_stream(what, _C + command)
         deadline = time.monotonic() + budget_s
         out = Stream(source.stdout, self.opts.timeout_s, deadline, getattr(source, "fd", None))
+        key = f"stream {id(source)}"
+        lifecycle.on_stop(key, lambda: out.interrupt(source.stop))  # a thread's stream too
         watch = threading.Thread(target=out.watch, args=(source.stop,), daemon=True)
         watch.start()
         failed: BaseException | None = None
@@ -426,6 +438,7 @@ class RemoteHost:
             failed = exc
         finally:
             out.done.set()
+            lifecycle.on_stop(key, None)
             rc, err = source.finish(out.eof)
         if out.stopped:
             why = out.stopped
@@ -440,9 +453,15 @@ class RemoteHost:
 
     def _open_stream(self, what: str, command: str) -> _Source:
         backend = self._host.backend
-        client = vars(backend).get("client")
-        if client is not None:  # paramiko: a channel of its own on the connection
-            return _ChannelSource(client, backend.encode(backend.get_command(command)))
+        kind = type(backend).__name__
+        if kind == "ParamikoBackend":  # a channel of its own on the connection
+            cmd = backend.encode(backend.get_command(command))
+            return _ChannelSource(backend.client, cmd, self.opts.timeout_s, self.name)
+        if kind not in _LOCAL_PROCESS_BACKENDS:  # (asking would run it whole, unbounded)
+            raise ProbeError(
+                f"host {self.name}: {what}: {scheme(self.spec)}:// cannot stream a file's"
+                " content (use ssh://, paramiko:// or docker://)"
+            )
         self._capturing.on = True
         try:
             backend.run(command)
@@ -450,9 +469,7 @@ class RemoteHost:
             return _ProcessSource(captured.cmd, f"{what} on {self.name}")
         finally:
             self._capturing.on = False
-        raise ProbeError(
-            f"host {self.name}: {what}: {scheme(self.spec)}:// cannot stream a file's content"
-        )
+        raise ProbeError(f"host {self.name}: {what}: the command line could not be made")
 
     # -- running commands --
 
@@ -624,6 +641,11 @@ class Stream:
     def close(self) -> None:
         """(The source closes it.)"""
 
+    def interrupt(self, stop: Callable[[], None]) -> None:
+        """The run was stopped (SIGTERM): the reader gets b"" at once, the command ends."""
+        self.stopped = "the run was interrupted"
+        stop()
+
     def watch(self, stop: Callable[[], None]) -> None:
         """Stop the command at the deadline, or after idle_s waiting without a byte."""
         while not self.done.wait(0.2):
@@ -728,13 +750,22 @@ class _ChannelOut:
 
 
 class _ChannelSource(_Source):
-    """A paramiko channel of its own on the host's connection."""
+    """A paramiko channel of its own on the host's connection; opening it, starting the
+    command and waiting for its exit status are each bounded by timeout_s."""
 
-    def __init__(self, client, cmd: bytes) -> None:
-        self.chan = client.get_transport().open_session()
-        self.chan.exec_command(cmd)
+    def __init__(self, client, cmd: bytes, timeout_s: float, name: str) -> None:
+        self.chan = None
+        try:
+            self.chan = client.get_transport().open_session(timeout=timeout_s)
+            _in_thread(self.chan.exec_command, cmd).result(timeout=timeout_s)
+        except Exception as exc:
+            if self.chan is not None:
+                self.chan.close()
+            why = "no answer" if isinstance(exc, FutureTimeout) else _exception_text(exc)
+            raise ProbeError(f"host {name}: cannot start a stream: {why}") from None
         self.chan.settimeout(TICK_S)
         self.stdout = _ChannelOut(self.chan)
+        self.timeout_s = timeout_s
 
     def stop(self) -> None:
         self.chan.close()
@@ -749,9 +780,10 @@ class _ChannelSource(_Source):
         with suppress(TimeoutError):
             while chunk := self.chan.recv_stderr(1 << 16):
                 err += chunk
-        rc = self.chan.recv_exit_status()
+        ended = self.chan.status_event.wait(self.timeout_s)
+        rc = self.chan.recv_exit_status() if ended else -1
         self.chan.close()
-        return rc, _text(err)
+        return rc, _text(err) if ended else f"no exit status within {self.timeout_s:g} s"
 
 
 def _testinfra_host(spec: str, opts: Options, control_path: str):

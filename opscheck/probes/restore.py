@@ -232,6 +232,9 @@ def verify_all(paths: list[Path], max_bytes: int, scratch_dir: str, workers: int
             raise ProbeError(f"scratch dir {tmp.parent}: {exc}") from None
 
 
+MAX_STREAMS = 4  # a host's archives streamed at once (sshd's MaxSessions is 10; one link)
+
+
 def verify_backups(
     files: list[BackupFile], max_bytes: int, scratch_dir: str, workers: int, fs=None
 ) -> list[Verified]:
@@ -245,7 +248,7 @@ def verify_backups(
         return verify_file(f.path, max_bytes, str(tmp), remote(fs, f.size))
 
     with _run_scratch(scratch_dir, "opscheck-verify-run-") as tmp:
-        pool = ThreadPoolExecutor(max(1, workers), "opscheck-backup-stream")
+        pool = ThreadPoolExecutor(max(1, min(workers, MAX_STREAMS)), "opscheck-backup-stream")
         try:
             return list(pool.map(one, files))
         except ScratchError as exc:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from opscheck.probes import ProbeError
-from opscheck.probes.host import host_state
+from opscheck.probes.host import LocalHost, host_state
 from opscheck.probes.hostfiles import files_of
 from opscheck.probes.logs.files import olddirs, summarize
 from opscheck.probes.logs.summary import Hist, Hour, Summary
@@ -69,7 +69,7 @@ def view(
 
 
 def _key(path: str, fmt: str, tz: str, access_format: str, host=None) -> tuple[str, ...]:
-    name = "local" if host is None else host.name
+    name = "" if host is None or isinstance(host, LocalHost) else f"remote {host.name}"
     return (name, path, fmt, access_format if fmt == "access" else tz)
 
 
@@ -126,7 +126,7 @@ def windows(now: datetime, days: int = 7) -> tuple[list[str], list[list[str]]]:
 
 def _on(host) -> str:
     """ " on app@10.0.0.5" for a remote host, "" for this machine."""
-    return "" if host is None or host.name == "local" else f" on {host.name}"
+    return "" if host is None or isinstance(host, LocalHost) else f" on {host.name}"
 
 
 def app_log(cfg, state_dir: Path | None, now: datetime, host=None) -> tuple[Summary, str]:

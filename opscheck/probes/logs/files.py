@@ -40,6 +40,7 @@ from opscheck.probes.noatime import open_binary, open_decoded, read_text
 HEAD = 64 << 10
 RAW_HEAD = 2 * HEAD  # of a compressed file on another host: enough for HEAD decompressed
 TAIL = HEAD  # of a plain file on another host, read with the heads (where its lines end)
+INFLATE = 4  # a compressed copy's stream gets the time of this many times its size
 SPLIT_MIN = 64 << 20  # a plain file larger than this is read by several processes
 RANGES_PER_WORKER = 16
 RANGE_MIN = 32 << 20
@@ -81,7 +82,7 @@ def siblings(path: str, olddirs: tuple[str, ...] = (), fs: Files | None = None) 
     for directory in (base.parent, *(base.parent / d for d in olddirs)):
         what = "log dir" if directory == base.parent else "logrotate olddir"
         try:
-            entries = fs.entries(str(directory))
+            entries = fs.entries(str(directory), base.name)
         except FileNotFoundError:
             raise ProbeError(f"{fs.where}{what} {directory} does not exist") from None
         except OSError as exc:
@@ -164,8 +165,13 @@ def olddirs(logrotate_conf: str, fs: Files | None = None) -> tuple[str, ...]:
             text = fs.read(logrotate_conf, 0, 1 << 20).decode("utf-8", "replace")
         else:
             text = read_text(logrotate_conf, errors="replace")
-    except (OSError, ProbeError):
+    except FileNotFoundError:
         return ()
+    except OSError as exc:  # its olddir's copies would be missing from every count
+        raise ProbeError(
+            f"{fs.where}logrotate file {logrotate_conf}: cannot read it to find the rotated "
+            f"copies' olddir: {exc.strerror or exc}"
+        ) from None
     dirs = [ln.split()[1] for ln in text.splitlines() if ln.strip().startswith("olddir ")]
     return tuple(dict.fromkeys(d for d in dirs if d))
 
@@ -318,12 +324,25 @@ def _scan_remote(fs: RemoteFiles, task: tuple, size: int) -> dict:
     path, codec, start, end, name, line_base, fmt, tz = task
     lead = min(start, LEAD_IN) if fmt.startswith("access") and not codec else 0
     length = None if codec or end is None else end - start + lead
-    with fs.open(path, start - lead, size, length) as raw:
+    hint = size * INFLATE if codec else size  # (decompressed and scanned as it streams)
+    with fs.open(path, start - lead, hint, length) as raw:
         if codec:
             with _DECODERS[codec](raw) as fh:
                 return _scan_stream(fh, 0, None, name, line_base, fmt, tz)
         fh = _Resumed(raw, start - lead, start) if lead else raw
         return _scan_stream(fh, start, end, name, line_base, fmt, tz)
+
+
+def _read_exactly(stream, n: int) -> bytes:
+    """`n` bytes of a stream (fewer only at its end): a pipe gives 64 KiB a read."""
+    chunks, got = [], 0
+    while got < n:
+        chunk = stream.read(n - got)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 class _Resumed:
@@ -332,7 +351,7 @@ class _Resumed:
 
     def __init__(self, stream, base: int, start: int) -> None:
         self._stream, self._base, self._start = stream, base, start
-        self._lead = stream.read(start - base)
+        self._lead = _read_exactly(stream, start - base)
         if len(self._lead) != start - base:
             raise EOFError(f"the file ended {start - base - len(self._lead)} bytes early")
         self._pos = start
