@@ -92,7 +92,7 @@ def test_resource_trend_green_and_red(run_checks, tmp_path, history_url):
     _, entry = _run(run_checks, tmp_path, history_url, WEEKLY, "resource_trend")
     assert entry["outcome"] == "failed"
     assert re.search(
-        r"memory_usage\[local\] memory used: growth over the week before is 12.5 % points, "
+        r"memory_usage memory used: growth over the week before is 12.5 % points, "
         r"limit 5 % points",
         entry["message"],
     ), entry["message"]
@@ -104,8 +104,8 @@ def test_capacity_forecast_green_when_slow_growth(run_checks, tmp_path, history_
     _, entry = _run(run_checks, tmp_path, history_url, MONTHLY, "capacity_forecast")
     assert entry["outcome"] == "passed", entry
     days = {e["name"]: e["value"] for e in entry["evidence"]}
-    assert 390 < days["disk_usage[local-/] / space used: days until 90 %"] < 410
-    assert days["disk_usage[local-/] / inodes used: days until 90 %"] == "never (not growing)"
+    assert 390 < days["disk_usage[/] / space used: days until 90 %"] < 410
+    assert days["disk_usage[/] / inodes used: days until 90 %"] == "never (not growing)"
 
 
 def test_capacity_forecast_red_when_full_within_30_days(run_checks, tmp_path, history_url):
@@ -123,7 +123,7 @@ def test_capacity_forecast_errors_with_too_few_points(run_checks, tmp_path, hist
     _, entry = _run(run_checks, tmp_path, history_url, MONTHLY, "capacity_forecast")
     assert entry["outcome"] == "error"
     assert "needs 7 values from the last 30 days" in entry["message"]
-    assert "disk_usage[local-/] / space used has 3" in entry["message"]
+    assert "disk_usage[/] / space used has 3" in entry["message"]
 
 
 def _drill(url: str, when: datetime, outcome: str, seconds: float) -> None:
@@ -219,3 +219,13 @@ def test_endpoint_latency_budget_errors_without_timed_access_log(run_checks, tmp
     _, entry = _run(run_checks, tmp_path, url, MONTHLY, "endpoint_latency_budget")
     assert entry["outcome"] == "error"
     assert "per-endpoint times come from the access log" in entry["message"]
+
+
+def test_this_machine_s_rows_before_and_after_hosts_are_one_series():
+    """A local row's host id is left out of its series' name: the values stored before
+    hosts existed ("" and "/") and after ("local", "local-/") make one series."""
+    from opscheck.probes.history import this_machine
+
+    assert [this_machine(p) for p in ("local", "", "local-/", "/")] == ["", "", "/", "/"]
+    assert this_machine("app@10.0.0.5") == "app@10.0.0.5"
+    assert this_machine("app@10.0.0.5-/") == "app@10.0.0.5-/"

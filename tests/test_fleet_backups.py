@@ -378,7 +378,7 @@ def test_sigterm_mid_stream_stops_it_and_leaves_nothing(sandbox_factory, ssh_fle
     run = _start_checks(cfg, reports, "-m", "weekly", "-k", "backup_integrity")
 
     def streaming() -> bool:
-        return any(newest.name in " ".join(p.cmdline()) for p in _living(run.descendants()))
+        return any(newest.name in line for line in _cmdlines(run.descendants()))
 
     run.wait_for("the big archive streaming", streaming, timeout=120)
     code, out, err = run.signal(signal.SIGTERM)
@@ -391,14 +391,14 @@ def test_sigterm_mid_stream_stops_it_and_leaves_nothing(sandbox_factory, ssh_fle
     assert list(scratch.iterdir()) == []
 
 
-def _living(procs):
+def _cmdlines(procs) -> list[str]:
+    """The command lines of those still alive (one may exit between listing and asking)."""
     import psutil
 
-    alive = []
+    lines = []
     for p in procs:
         try:
-            p.cmdline()
-            alive.append(p)
+            lines.append(" ".join(p.cmdline()))
         except psutil.Error:
             continue
-    return alive
+    return lines

@@ -57,13 +57,23 @@ def series(
     for p in points:
         if p.unit != unit:
             continue
-        label = p.check_id + (f"[{p.param}]" if p.param else "")
+        param = this_machine(p.param)
+        label = p.check_id + (f"[{param}]" if param else "")
         label += f" {p.name}" if by_name else ""
         s = found.setdefault(label, Series(label, unit))
         s.limit = p.limit
         s.times.append(parse(p.started))
         s.values.append(p.value)
     return list(found.values())
+
+
+def this_machine(param: str) -> str:
+    """A row's parameter with this machine's host id left out ("local" -> "",
+    "local-/" -> "/"): its values before hosts existed were stored without it, and one
+    series must not break in two at the upgrade."""
+    if param == "local":
+        return ""
+    return param[len("local-") :] if param.startswith("local-") else param
 
 
 def stored_series(
