@@ -217,4 +217,4 @@ def sandbox(sandbox_factory) -> Sandbox:
 
 from tests.historydb import close_databases, history_url, pg_cluster  # noqa: E402, F401
 from tests.realnginx import real_nginx  # noqa: E402, F401  (a real nginx before the sandbox)
-from tests.sshfleet import silent_server, ssh_fleet  # noqa: E402, F401  (real sshd)
+from tests.sshfleet import hosts, silent_server, ssh_fleet  # noqa: E402, F401  (real sshd)

@@ -210,3 +210,25 @@ def silent_server() -> Iterator[SilentServer]:
     server = SilentServer()
     yield server
     server.close()
+
+
+@pytest.fixture
+def hosts(ssh_fleet: SshFleet):
+    """`hosts(**options)`: a remote.Fleet through the fleet's ssh_config and key
+    (timeout_s 5 unless given), closed after the test."""
+    from opscheck.probes import remote
+
+    made = []
+
+    def make(**kw) -> remote.Fleet:
+        base = {
+            "ssh_config": str(ssh_fleet.ssh_config),
+            "ssh_identity_file": str(ssh_fleet.client_key),
+            "timeout_s": 5.0,
+        }
+        made.append(remote.Fleet(remote.Options(**{**base, **kw})))
+        return made[-1]
+
+    yield make
+    for f in made:
+        f.close()

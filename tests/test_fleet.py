@@ -33,20 +33,6 @@ def _opts(ssh_fleet, **kw) -> remote.Options:
     return remote.Options(**{**base, **kw})
 
 
-@pytest.fixture
-def hosts(ssh_fleet):
-    """`hosts(**options)`: a Fleet through this module's sshd config, closed after."""
-    made = []
-
-    def make(**kw) -> remote.Fleet:
-        made.append(remote.Fleet(_opts(ssh_fleet, **kw)))
-        return made[-1]
-
-    yield make
-    for f in made:
-        f.close()
-
-
 # ---- the arithmetic, on the host's own text ----------------------------------------------
 
 

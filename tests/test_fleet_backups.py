@@ -20,7 +20,7 @@ import pytest
 
 from opscheck.probes import backups, hostfiles, remote, restore
 from opscheck.probes.archives import Remote, verify, verify_json
-from tests.test_fleet import _by_host, _config, _opts, masters_to
+from tests.test_fleet import _by_host, _config, masters_to
 
 LIMIT = 512 << 20
 BACKUP_RUN = [
@@ -30,19 +30,6 @@ BACKUP_RUN = [
     "backup_fresh or backup_every_day or backup_integrity or backup_retention or restore_drill",
 ]
 CHECKS = ("backup_fresh", "backup_every_day", "backup_integrity", "backup_retention")
-
-
-@pytest.fixture
-def fleet_of(ssh_fleet):
-    made = []
-
-    def make(**kw) -> remote.Fleet:
-        made.append(remote.Fleet(_opts(ssh_fleet, **kw)))
-        return made[-1]
-
-    yield make
-    for f in made:
-        f.close()
 
 
 def _week(golden: Path) -> list[backups.BackupFile]:
@@ -60,10 +47,10 @@ def _same(result) -> dict:
 
 
 @pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
-def test_a_week_streamed_over_ssh_verifies_as_here(ssh_fleet, fleet_of, golden, tmp_path, scheme):
+def test_a_week_streamed_over_ssh_verifies_as_here(ssh_fleet, hosts, golden, tmp_path, scheme):
     """Every archive of 7 nights: the same members, bytes, SQLite facts, segments, records."""
     (sshd,) = ssh_fleet.start(1)
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec(scheme)))
+    fs = hostfiles.RemoteFiles(hosts().host(sshd.spec(scheme)))
     week = _week(golden)
     t0 = time.perf_counter()
     here = restore.verify_backups(week, LIMIT, str(tmp_path), workers=1)
@@ -76,9 +63,9 @@ def test_a_week_streamed_over_ssh_verifies_as_here(ssh_fleet, fleet_of, golden, 
     assert list(tmp_path.iterdir()) == [], "scratch removed"
 
 
-def test_a_drill_streamed_over_ssh_restores_as_here(ssh_fleet, fleet_of, golden, tmp_path):
+def test_a_drill_streamed_over_ssh_restores_as_here(ssh_fleet, hosts, golden, tmp_path):
     (sshd,) = ssh_fleet.start(1)
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
+    fs = hostfiles.RemoteFiles(hosts().host(sshd.spec()))
     newest = backups.scan(str(golden / "backups" / "kakao-template"), None).sets()[-1]
     here = restore.drill(newest, str(tmp_path), LIMIT)
     there = restore.drill(newest, str(tmp_path), LIMIT, fs=fs)
@@ -115,11 +102,9 @@ def _damaged(golden: Path, tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
-def test_damaged_archives_fail_over_ssh_with_the_local_reason(
-    ssh_fleet, fleet_of, golden, tmp_path
-):
+def test_damaged_archives_fail_over_ssh_with_the_local_reason(ssh_fleet, hosts, golden, tmp_path):
     (sshd,) = ssh_fleet.start(1)
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
+    fs = hostfiles.RemoteFiles(hosts().host(sshd.spec()))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     for name, p in _damaged(golden, tmp_path).items():
@@ -132,9 +117,9 @@ def test_damaged_archives_fail_over_ssh_with_the_local_reason(
         assert (there.ok, there.error) == (here.ok, here.error), name
 
 
-def test_a_file_gone_since_its_listing_names_host_and_file(ssh_fleet, fleet_of, tmp_path):
+def test_a_file_gone_since_its_listing_names_host_and_file(ssh_fleet, hosts, tmp_path):
     (sshd,) = ssh_fleet.start(1)
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
+    fs = hostfiles.RemoteFiles(hosts().host(sshd.spec()))
     gone = tmp_path / "chroma_db_20261130_020000.tar.gz"
     for result in (verify(gone, LIMIT, tmp_path, True, Remote(fs, 1000)),):
         assert not result.ok
@@ -170,12 +155,12 @@ STALLS = {
 @pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
 @pytest.mark.parametrize("how", list(STALLS))
 def test_a_stalled_stream_fails_its_archive_within_the_timeout(
-    ssh_fleet, fleet_of, golden, tmp_path, how, scheme
+    ssh_fleet, hosts, golden, tmp_path, how, scheme
 ):
     """A host that stops sending (even after the last byte) fails the archive naming the
     host within timeout_s, never 'verified' on the part read."""
     (sshd,) = ssh_fleet.start(1)
-    host = fleet_of(timeout_s=1.0).host(sshd.spec(scheme))
+    host = hosts(timeout_s=1.0).host(sshd.spec(scheme))
     fs = _Through(host, STALLS[how])
     f = next(f for f in _week(golden)[::-1] if f.kind == "chroma_db")
     js = next(f for f in _week(golden)[::-1] if f.kind == "template_data")
@@ -191,11 +176,11 @@ def test_a_stalled_stream_fails_its_archive_within_the_timeout(
         assert result.seconds < 1 + 2 * remote.MARGIN_S, result.seconds
 
 
-def test_the_reader_s_own_work_is_not_the_host_s_silence(ssh_fleet, fleet_of, golden):
+def test_the_reader_s_own_work_is_not_the_host_s_silence(ssh_fleet, hosts, golden):
     """The verifier checks an archive's SQLite between reads (seconds on a big store): a
     pause of the reader longer than timeout_s, with bytes waiting, is no stall."""
     (sshd,) = ssh_fleet.start(1)
-    host = fleet_of(timeout_s=1.0).host(sshd.spec())
+    host = hosts(timeout_s=1.0).host(sshd.spec())
     f = next(f for f in _week(golden)[::-1] if f.kind == "chroma_db")
     with host.stream("read", f"cat {shlex.quote(str(f.path))}", 60) as raw:
         head = raw.read(1000)
@@ -204,21 +189,21 @@ def test_the_reader_s_own_work_is_not_the_host_s_silence(ssh_fleet, fleet_of, go
     assert head + rest == f.path.read_bytes()
 
 
-def test_a_stream_cut_short_fails_its_archive(ssh_fleet, fleet_of, golden, tmp_path):
+def test_a_stream_cut_short_fails_its_archive(ssh_fleet, hosts, golden, tmp_path):
     """The command ends early (its shell killed mid-file): the archive fails with the exit."""
     (sshd,) = ssh_fleet.start(1)
-    fs = _Through(fleet_of().host(sshd.spec()), "head -c 30000 {p}; kill -9 $$")
+    fs = _Through(hosts().host(sshd.spec()), "head -c 30000 {p}; kill -9 $$")
     f = next(f for f in _week(golden)[::-1] if f.kind == "chroma_db")
     result = verify(f.path, LIMIT, tmp_path, True, Remote(fs, f.size))
     assert not result.ok
     assert result.error.startswith(f"stream from {sshd.label} failed: "), result.error
 
 
-def test_words_on_stderr_do_not_hide_the_archive_s_own_fault(ssh_fleet, fleet_of, golden, tmp_path):
+def test_words_on_stderr_do_not_hide_the_archive_s_own_fault(ssh_fleet, hosts, golden, tmp_path):
     """A host that prints a notice on stderr (a banner, a warning) and sends the whole
     file: the archive's own reason stands, as here."""
     (sshd,) = ssh_fleet.start(1)
-    fs = _Through(fleet_of().host(sshd.spec()), "echo 'notice: be nice' >&2; cat {p}")
+    fs = _Through(hosts().host(sshd.spec()), "echo 'notice: be nice' >&2; cat {p}")
     for name, p in _damaged(golden, tmp_path).items():
         at = Remote(fs, p.stat().st_size)
         if name == "bad-json":

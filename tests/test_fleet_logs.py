@@ -15,23 +15,10 @@ import pytest
 from opscheck.probes import ProbeError, hostfiles, remote
 from opscheck.probes.hostfiles import dd_command as dd
 from opscheck.probes.logs import files
-from tests.test_fleet import _by_host, _config, _opts, masters_to
+from tests.test_fleet import _by_host, _config, masters_to
 
 LOG_RUN = ["-m", "daily or weekly", "-k", "logs"]
 STAMP = "2026-11-30 10:00:00,000"
-
-
-@pytest.fixture
-def fleet_of(ssh_fleet):
-    made = []
-
-    def make(**kw) -> remote.Fleet:
-        made.append(remote.Fleet(_opts(ssh_fleet, **kw)))
-        return made[-1]
-
-    yield make
-    for f in made:
-        f.close()
 
 
 def _app_lines(n: int, start: int = 0) -> bytes:
@@ -57,27 +44,27 @@ def _log_set(root: Path) -> Path:
 
 
 @pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
-def test_a_log_read_over_ssh_is_the_same_summary(ssh_fleet, fleet_of, tmp_path, scheme):
+def test_a_log_read_over_ssh_is_the_same_summary(ssh_fleet, hosts, tmp_path, scheme):
     (sshd,) = ssh_fleet.start(1)
     log = _log_set(tmp_path / "logs")
     here, _ = files.summarize(str(log), None, tz="UTC")
-    host = fleet_of().host(sshd.spec(scheme))
+    host = hosts().host(sshd.spec(scheme))
     there, stats = files.summarize(str(log), None, tz="UTC", fs=hostfiles.RemoteFiles(host))
     assert there.to_json() == here.to_json()
     assert stats["files"] == 4 and there.lines > 3000
 
 
-def test_remote_state_resumes_and_reads_only_what_grew(ssh_fleet, fleet_of, tmp_path):
+def test_remote_state_resumes_and_reads_only_what_grew(ssh_fleet, hosts, tmp_path):
     """The second pass streams only the bytes appended since; rotated copies not at all."""
     (sshd,) = ssh_fleet.start(1)
     log = _log_set(tmp_path / "logs")
     cache = tmp_path / "state" / "logs"
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
+    fs = hostfiles.RemoteFiles(hosts().host(sshd.spec()))
     files.summarize(str(log), cache, tz="UTC", fs=fs)
     grown = _app_lines(50, 5000)
     with log.open("ab") as f:
         f.write(grown)
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
+    fs = hostfiles.RemoteFiles(hosts().host(sshd.spec()))
     again, stats = files.summarize(str(log), cache, tz="UTC", fs=fs)
     assert stats["cached_files"] == 3 and stats["resumed_files"] == 1, stats
     assert stats["read_bytes"] <= len(grown) + 200, stats  # (the last record is re-read)
@@ -97,9 +84,7 @@ def _access_lines(n: int, start: int = 0) -> bytes:
 
 
 @pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
-def test_a_resumed_access_log_over_ssh_reads_its_lead_in_whole(
-    ssh_fleet, fleet_of, tmp_path, scheme
-):
+def test_a_resumed_access_log_over_ssh_reads_its_lead_in_whole(ssh_fleet, hosts, tmp_path, scheme):
     """The second day's pass streams 1 MiB before where the first stopped (the 60 s
     windows' lead-in): a pipe gives it 64 KiB a read, and all of it must be read."""
     (sshd,) = ssh_fleet.start(1)
@@ -107,7 +92,7 @@ def test_a_resumed_access_log_over_ssh_reads_its_lead_in_whole(
     log.parent.mkdir()
     log.write_bytes(_access_lines(12000))  # about 1.3 MiB
     cache = tmp_path / "state"
-    host = fleet_of().host(sshd.spec(scheme))
+    host = hosts().host(sshd.spec(scheme))
     files.summarize(str(log), cache, fmt="access", fs=hostfiles.RemoteFiles(host))
     with log.open("ab") as f:
         f.write(_access_lines(500, 12000))
@@ -117,10 +102,10 @@ def test_a_resumed_access_log_over_ssh_reads_its_lead_in_whole(
     assert again.to_json() == whole.to_json()
 
 
-def test_a_remote_log_that_cannot_be_read_names_host_and_file(ssh_fleet, fleet_of, tmp_path):
+def test_a_remote_log_that_cannot_be_read_names_host_and_file(ssh_fleet, hosts, tmp_path):
     (sshd,) = ssh_fleet.start(1)
     log = _log_set(tmp_path / "logs")
-    fs = hostfiles.RemoteFiles(fleet_of().host(sshd.spec()))
+    fs = hostfiles.RemoteFiles(hosts().host(sshd.spec()))
     with pytest.raises(ProbeError, match=rf"^{sshd.label}: log dir .*nope does not exist$"):
         files.summarize(str(tmp_path / "nope" / "app.log"), None, fs=fs)
     (log.parent / "unrelated-loop").symlink_to(log.parent / "unrelated-loop")
@@ -131,9 +116,9 @@ def test_a_remote_log_that_cannot_be_read_names_host_and_file(ssh_fleet, fleet_o
 
 
 @pytest.mark.parametrize("scheme", ["ssh", "paramiko"])
-def test_a_stalled_stream_stops_within_the_timeout(ssh_fleet, fleet_of, scheme):
+def test_a_stalled_stream_stops_within_the_timeout(ssh_fleet, hosts, scheme):
     (sshd,) = ssh_fleet.start(1)
-    host = fleet_of(timeout_s=1.0).host(sshd.spec(scheme))
+    host = hosts(timeout_s=1.0).host(sshd.spec(scheme))
     t0 = time.monotonic()
     stalled = r"no byte for 1 s \(stream stopped after 3 bytes\)"
     sleepy = "printf abc; sleep 30"
@@ -146,9 +131,9 @@ def test_a_stalled_stream_stops_within_the_timeout(ssh_fleet, fleet_of, scheme):
         f.read()
 
 
-def test_a_failing_remote_command_is_its_own_words(ssh_fleet, fleet_of):
+def test_a_failing_remote_command_is_its_own_words(ssh_fleet, hosts):
     (sshd,) = ssh_fleet.start(1)
-    host = fleet_of().host(sshd.spec())
+    host = hosts().host(sshd.spec())
     missing = r"read x: dd: failed to open '/nope': No such file"
     with pytest.raises(ProbeError, match=missing), host.stream("read x", dd("/nope"), 5) as f:
         f.read()
