@@ -100,6 +100,16 @@ def left_behind(tag: str, grace_s: float = 3.0) -> list[str]:
     return [f"{p.info['name']} (pid {p.info['pid']})" for p in alive]
 
 
+def cmdlines(procs: list[psutil.Process]) -> list[str]:
+    """The command lines of those still alive (one may exit or be a zombie between listing
+    and asking)."""
+    lines = []
+    for p in procs:
+        with contextlib.suppress(psutil.Error):
+            lines.append(" ".join(p.cmdline()))
+    return lines
+
+
 def load_report(reports_dir: Path) -> dict[str, Any]:
     found = sorted(p for p in reports_dir.glob("*/*.json") if not p.parent.name.startswith("."))
     assert len(found) == 1, f"expected one JSON report in {reports_dir}, found {found}"

@@ -20,6 +20,7 @@ import pytest
 
 from opscheck.probes import backups, hostfiles, remote, restore
 from opscheck.probes.archives import Remote, verify, verify_json
+from tests.conftest import cmdlines
 from tests.test_fleet import _by_host, _config, masters_to
 
 LIMIT = 512 << 20
@@ -363,7 +364,7 @@ def test_sigterm_mid_stream_stops_it_and_leaves_nothing(sandbox_factory, ssh_fle
     run = _start_checks(cfg, reports, "-m", "weekly", "-k", "backup_integrity")
 
     def streaming() -> bool:
-        return any(newest.name in line for line in _cmdlines(run.descendants()))
+        return any(newest.name in line for line in cmdlines(run.descendants()))
 
     run.wait_for("the big archive streaming", streaming, timeout=120)
     code, out, err = run.signal(signal.SIGTERM)
@@ -374,16 +375,3 @@ def test_sigterm_mid_stream_stops_it_and_leaves_nothing(sandbox_factory, ssh_fle
     assert run.survivors() == []
     assert not masters_to(sshd.port), "the run's ssh master outlived it"
     assert list(scratch.iterdir()) == []
-
-
-def _cmdlines(procs) -> list[str]:
-    """The command lines of those still alive (one may exit between listing and asking)."""
-    import psutil
-
-    lines = []
-    for p in procs:
-        try:
-            lines.append(" ".join(p.cmdline()))
-        except psutil.Error:
-            continue
-    return lines

@@ -18,7 +18,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, cmdlines
 from tests.test_plugin import make_suite
 
 SLEEPER = """
@@ -100,10 +100,10 @@ class Started:
         for p in psutil.process_iter(["pid", "cmdline"]):
             try:
                 group = os.getpgid(p.pid) == self.proc.pid
-            except (ProcessLookupError, PermissionError):
+                if (group or p in self.seen) and p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(f"{p.pid} {' '.join(p.info['cmdline'] or [])[:120]}")
+            except (ProcessLookupError, PermissionError, psutil.Error):
                 continue
-            if (group or p in self.seen) and p.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{p.pid} {' '.join(p.info['cmdline'] or [])[:120]}")
         return alive
 
     def kill(self) -> None:
@@ -257,7 +257,7 @@ def test_sigterm_mid_log_scan_stops_the_pool(sandbox_factory, tmp_path):
     )
 
     def pool_started() -> bool:
-        return any("spawn_main" in " ".join(p.cmdline()) for p in _alive(run.descendants()))
+        return any("spawn_main" in cmd for cmd in cmdlines(run.descendants()))
 
     run.wait_for("a log scanner process", pool_started)
     code, out, err = run.signal(signal.SIGTERM)
@@ -280,7 +280,7 @@ def test_sigterm_mid_load_test_stops_locust(sandbox_factory, tmp_path):
     run = _start_checks(config, reports, "-m", "weekly and load", env={"TMPDIR": str(temp)})
 
     def locust_running() -> bool:
-        return any("locust" in " ".join(p.cmdline()) for p in _alive(run.descendants()))
+        return any("locust" in cmd for cmd in cmdlines(run.descendants()))
 
     run.wait_for("Locust", locust_running)
     time.sleep(3)  # loading the target
@@ -294,17 +294,6 @@ def test_sigterm_mid_load_test_stops_locust(sandbox_factory, tmp_path):
     assert list(temp.iterdir()) == []
 
 
-def _alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        try:
-            p.cmdline()
-            out.append(p)
-        except psutil.Error:
-            continue
-    return out
-
-
 def test_small_inputs_start_no_process(sandbox_factory, tmp_path):
     """Before: the sandbox's 2.3 MB log set and its few MB of backups each started a
     spawned process pool. Now less than a pool's break-even is read in pytest's process."""
@@ -313,10 +302,7 @@ def test_small_inputs_start_no_process(sandbox_factory, tmp_path):
     run = _start_checks(sb.config, tmp_path / "reports", *args)
     spawned: set[str] = set()
     while run.proc.poll() is None:
-        for p in _alive(run.descendants()):
-            cmd = " ".join(p.cmdline())
-            if "spawn_main" in cmd:
-                spawned.add(cmd)
+        spawned.update(cmd for cmd in cmdlines(run.descendants()) if "spawn_main" in cmd)
         time.sleep(0.02)
     out, err = run.proc.communicate()
     assert run.proc.returncode in (0, 1), (out, err)
