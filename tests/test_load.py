@@ -3,8 +3,8 @@ requests per second, requests still in flight at the end, too few samples; the p
 report is accurate; every completed request is counted (local and distributed mode).
 
 Real Locust runs, loopback only, each bounded to its run time plus stop timeout plus 30 s.
-An endpoint gets 1 request in 5 (health, validate): runs are sized so that each gets a
-few, and `min_requests` is set low unless a test is about it."""
+An endpoint gets 1 request in 5 (health, validate), each user taking them in turn: runs
+are sized so that each gets a few, and `min_requests` is set low unless a test is about it."""
 
 from __future__ import annotations
 
@@ -29,6 +29,8 @@ from opscheck.probes import load
 pytestmark = [pytest.mark.slow, pytest.mark.serial]  # Locust's timings measure the machine
 WEEKLY = "-m", "weekly and load"
 GENERATE = "POST /api/v1/templates/generate"
+HEALTH, VALIDATE = "GET /health", "POST /api/v1/templates/validate"
+MIX = (GENERATE, HEALTH, GENERATE, VALIDATE, GENERATE)  # loadtests/locustfile.py's, in turn
 
 
 def load_config(sb, users=8, duration=6, min_requests: int | None = 1, **extra) -> object:
@@ -371,12 +373,16 @@ def test_base_url_password_never_on_locusts_command_line_nor_in_its_report(sandb
 
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
-    """Answers every call as the service would, noting each Authorization header."""
+    """Answers every call as the service would, noting each Authorization header, and in
+    order the endpoints Locust's users called."""
 
     seen: ClassVar[set[str]] = set()
+    calls: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
         _Recorder.seen.add(self.headers.get("Authorization", ""))
+        if not self.headers.get("User-Agent", "").startswith("opscheck/"):  # not the sampler
+            _Recorder.calls.append(f"{self.command} {self.path}")
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         body = b'{"status": "healthy", "success": true}'
         self.send_response(200)
@@ -394,8 +400,7 @@ class _Recorder(http.server.BaseHTTPRequestHandler):
 def test_locust_still_sends_the_base_urls_credentials():
     """The credentials moved off the command line still reach the service, as Locust sent
     them from a URL's userinfo: HTTP Basic."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = _recording_server()
     try:
         url = _with_password(f"http://127.0.0.1:{server.server_port}")
         result = load.run(url, load.Profile(2, 2, 2), None, 5.0)
@@ -404,3 +409,26 @@ def test_locust_still_sends_the_base_urls_credentials():
     assert not result.error, result.error
     want = "Basic " + base64.b64encode(f"ops:{CANARY_PW}".encode()).decode()
     assert want in _Recorder.seen
+
+
+def _recording_server() -> http.server.ThreadingHTTPServer:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_each_user_takes_the_endpoints_in_turn():
+    """Not drawn by weight: one user calls the endpoints in the mix's order, so k requests
+    hold each endpoint's share of k. Before: the fault matrix's 10 users x 5 s drew
+    GET /health 4 times in about 45 one run in some 30, below its min_requests of 5."""
+    _Recorder.calls.clear()
+    server = _recording_server()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}"
+        result = load.run(url, load.Profile(1, 1, 6), None, 5.0)
+    finally:
+        server.shutdown()
+    assert not result.error, result.error
+    calls = list(_Recorder.calls)
+    assert len(calls) >= 4, calls
+    assert calls == [MIX[i % len(MIX)] for i in range(len(calls))]
