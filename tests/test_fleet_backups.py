@@ -103,17 +103,21 @@ def _damaged(golden: Path, tmp_path: Path) -> dict[str, Path]:
     return paths
 
 
+def _here_and_there(name: str, p: Path, scratch: Path, fs):
+    """One damaged file verified as read here and as streamed through `fs`."""
+    at = Remote(fs, p.stat().st_size)
+    if name == "bad-json":
+        return verify_json(p, LIMIT), verify_json(p, LIMIT, at)
+    return verify(p, LIMIT, scratch, True), verify(p, LIMIT, scratch, True, at)
+
+
 def test_damaged_archives_fail_over_ssh_with_the_local_reason(ssh_fleet, hosts, golden, tmp_path):
     (sshd,) = ssh_fleet.start(1)
     fs = hostfiles.RemoteFiles(hosts().host(sshd.spec()))
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     for name, p in _damaged(golden, tmp_path).items():
-        at = Remote(fs, p.stat().st_size)
-        if name == "bad-json":
-            here, there = verify_json(p, LIMIT), verify_json(p, LIMIT, at)
-        else:
-            here, there = verify(p, LIMIT, scratch, True), verify(p, LIMIT, scratch, True, at)
+        here, there = _here_and_there(name, p, scratch, fs)
         assert not here.ok and here.error, name
         assert (there.ok, there.error) == (here.ok, here.error), name
 
@@ -206,11 +210,7 @@ def test_words_on_stderr_do_not_hide_the_archive_s_own_fault(ssh_fleet, hosts, g
     (sshd,) = ssh_fleet.start(1)
     fs = _Through(hosts().host(sshd.spec()), "echo 'notice: be nice' >&2; cat {p}")
     for name, p in _damaged(golden, tmp_path).items():
-        at = Remote(fs, p.stat().st_size)
-        if name == "bad-json":
-            here, there = verify_json(p, LIMIT), verify_json(p, LIMIT, at)
-        else:
-            here, there = verify(p, LIMIT, tmp_path, True), verify(p, LIMIT, tmp_path, True, at)
+        here, there = _here_and_there(name, p, tmp_path, fs)
         assert there.error == here.error, name
 
 

@@ -39,26 +39,6 @@ needs_apt = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def hosts(ssh_fleet):
-    """`hosts()`: a Fleet through this module's sshd config, closed after."""
-    made = []
-
-    def make(**kw) -> remote.Fleet:
-        opts = {
-            "ssh_config": str(ssh_fleet.ssh_config),
-            "ssh_identity_file": str(ssh_fleet.client_key),
-            "timeout_s": 5.0,
-            **kw,
-        }
-        made.append(remote.Fleet(remote.Options(**opts)))
-        return made[-1]
-
-    yield make
-    for f in made:
-        f.close()
-
-
 def _config(sb, ssh_fleet, targets: list[str], merge: str = "", roles: str = "", **kw) -> Path:
     """The sandbox's config with these targets; `merge` TOML merged by section, `roles` (a
     `[hosts.roles]` table) appended."""
