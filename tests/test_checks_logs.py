@@ -199,11 +199,12 @@ def test_abnormal_access_skips_without_access_log(offline, run_checks):
 
 
 def test_llm_usage_red_on_key_in_log(offline, run_checks):
+    """The key was logged two hours ago: before 02:00 that is yesterday's app.log.1."""
     run = run_checks(offline("key-in-log").config, *only("llm_usage"))
     entry = run.one("llm_usage")
     assert entry["outcome"] == "failed"
     assert re.fullmatch(
-        r"an API key pattern appears in the logs at app\.log:\d+ \(value not "
+        r"an API key pattern appears in the logs at app\.log(?:\.1)?:\d+ \(value not "
         r"shown\)",
         entry["message"],
     ), entry["message"]

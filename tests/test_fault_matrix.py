@@ -178,7 +178,7 @@ MATRIX: dict[tuple[tuple[str, ...], str], set[str]] = {
     (("warning-storm",), "daily"): {"warning_log_review"},
     (("multiline-failures",), "daily"): {"error_rate"},
     (("key-revoked-log",), "daily"): {"llm_api_errors"},  # since yesterday: not new, failing
-    (("llm-overloaded-log",), "daily"): {"llm_api_errors"},
+    (("llm-overloaded-log",), "daily"): {"llm_api_errors", "error_log_review"},
     (("telemetry-restart",), "daily"): set(),  # noise ([logs] ignore_errors), never new
     (("logs-in-kst",), "daily"): APP_LOG,  # "set service.timezone"; access log has offsets
     (("junk-log",), "daily"): APP_LOG,

@@ -105,6 +105,7 @@ class Traffic:
     llm_status: int = 200  # every LLM call answers this (401: a revoked key)
     llm_overloaded: float = 0.003  # share of LLM calls answered 529 (then retried)
     restart: bool = False  # the service restarted two hours ago (CollectionQueryEvent)
+    since: datetime | None = None  # this traffic from then on (wall clock), the usual before
 
 
 def _access(
@@ -248,6 +249,13 @@ def _extras(
     return app, access
 
 
+def _at(t: Traffic, ts: datetime) -> Traffic:
+    """The traffic of a request at `ts`: `t`, or the usual one before `t.since`."""
+    if t.since is None or ts >= t.since:
+        return t
+    return Traffic(requests=t.requests)
+
+
 def day_logs(
     day: datetime, end: datetime, t: Traffic, rng: random.Random, event_at: datetime, tz=None
 ) -> tuple[list, list]:
@@ -262,13 +270,13 @@ def day_logs(
         if offset >= span:
             continue
         ts = start + timedelta(seconds=offset)
-        lines, line = _request(rng, ts, t, tz)
+        lines, line = _request(rng, ts, _at(t, ts), tz)
         app += lines
         access.append((ts, line))
     for hour, multiline in ((3, 1.0), (4, 0.0)):  # each kind of failure, every day
         ts = start + timedelta(hours=hour)
         if (ts - start).total_seconds() < span and t.error_share:
-            failing = replace(t, error_share=1.0, multiline_share=multiline)
+            failing = replace(_at(t, ts), error_share=1.0, multiline_share=multiline)
             lines, line = _request(rng, ts, failing, tz, kind="generate")
             app += lines
             access.append((ts, line))
