@@ -9,15 +9,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import pytest
 
 from opscheck.sandbox import control
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -98,6 +101,18 @@ def left_behind(tag: str, grace_s: float = 3.0) -> list[str]:
         with contextlib.suppress(psutil.Error):
             proc.kill()
     return [f"{p.info['name']} (pid {p.info['pid']})" for p in alive]
+
+
+def in_one_clock_hour(runs: Callable[[], T]) -> T:
+    """`runs()`, done again once if the UTC clock hour turned while it ran: the log
+    checks' windows are the clock hours of now, so runs compared across an hour's turn
+    count different hours (a CI run at 03:00 failed so)."""
+    for _ in range(2):
+        hour = datetime.now(UTC).strftime("%Y-%m-%d %H")
+        result = runs()
+        if datetime.now(UTC).strftime("%Y-%m-%d %H") == hour:
+            break
+    return result
 
 
 def cmdlines(procs: list[psutil.Process]) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import psutil
 
-from tests.conftest import REPO, Run, run_pytest
+from tests.conftest import REPO, Run, in_one_clock_hour, run_pytest
 from tests.test_interrupts import Started, triple
 from tests.test_plugin import html_data, make_suite
 
@@ -89,9 +89,12 @@ def _xml_props(path: Path) -> list[str]:
 
 
 def test_healthy_daily_run_under_xdist_equals_the_serial_run(sandbox, run_checks):
-    serial = run_checks(sandbox.config, *DAILY)
-    before = _history_runs(sandbox.config)
-    parallel = run_checks(sandbox.config, *DAILY, "-n", "4")
+    def both():
+        serial = run_checks(sandbox.config, *DAILY)
+        before = _history_runs(sandbox.config)
+        return serial, before, run_checks(sandbox.config, *DAILY, "-n", "4")
+
+    serial, before, parallel = in_one_clock_hour(both)
     assert serial.exit_code == parallel.exit_code == 0, parallel.stdout + parallel.stderr
     assert _rows(parallel) == _rows(serial)
     assert len(serial.report["checks"]) >= 15
