@@ -103,14 +103,19 @@ def left_behind(tag: str, grace_s: float = 3.0) -> list[str]:
     return [f"{p.info['name']} (pid {p.info['pid']})" for p in alive]
 
 
+def _clock_hour() -> str:
+    """This clock hour, in UTC (the log windows') and local time (the layout's cron)."""
+    return f"{datetime.now(UTC):%Y-%m-%d %H} {datetime.now():%Y-%m-%d %H}"
+
+
 def in_one_clock_hour(runs: Callable[[], T]) -> T:
     """`runs()`, done again once if the UTC clock hour turned while it ran: the log
     checks' windows are the clock hours of now, so runs compared across an hour's turn
     count different hours (a CI run at 03:00 failed so)."""
     for _ in range(2):
-        hour = datetime.now(UTC).strftime("%Y-%m-%d %H")
+        hour = _clock_hour()
         result = runs()
-        if datetime.now(UTC).strftime("%Y-%m-%d %H") == hour:
+        if _clock_hour() == hour:
             break
     return result
 
@@ -174,11 +179,28 @@ def _toml(doc: dict[str, dict[str, Any]]) -> str:
 
 
 @pytest.fixture(scope="session")
-def golden(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One healthy sandbox layout, built once and copied by every test's sandbox."""
-    root = tmp_path_factory.mktemp("golden")
-    control.up(root, control.Options(faults=("down",), redis=False))
-    return root
+def goldens(tmp_path_factory: pytest.TempPathFactory) -> Callable[[], Path]:
+    """`current()`: a healthy sandbox layout built in this clock hour, copied by every
+    test's sandbox. Built once an hour, not once a session: a layout is as of its
+    build, so one built at 01:50 and copied at 02:05 lacked the 02:00 backup (stale
+    backup_fresh) and counted other clock hours than a fresh one."""
+    built: dict[str, Path] = {}
+
+    def current() -> Path:
+        hour = _clock_hour()
+        if hour not in built:
+            root = tmp_path_factory.mktemp("golden")
+            control.up(root, control.Options(faults=("down",), redis=False))
+            built[hour] = root
+        return built[hour]
+
+    return current
+
+
+@pytest.fixture
+def golden(goldens: Callable[[], Path]) -> Path:
+    """The current golden layout (`goldens`)."""
+    return goldens()
 
 
 @pytest.fixture

@@ -28,10 +28,10 @@ def offline(sandbox_factory):
 
 
 @pytest.fixture(scope="module")
-def healthy(golden, tmp_path_factory):
+def healthy(goldens, tmp_path_factory):
     """One run of every log check over a healthy sandbox, shared by the green tests."""
     root = tmp_path_factory.mktemp("healthy-logs")
-    config = control.up(root / "sb", control.Options(faults=("down",), template=golden))
+    config = control.up(root / "sb", control.Options(faults=("down",), template=goldens()))
     try:  # "down" stops the API only: the sandbox's redis-server runs until control.down
         reports = root / "reports"
         proc = run_pytest(

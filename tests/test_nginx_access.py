@@ -32,10 +32,10 @@ class Traffic:
 
 
 @pytest.fixture(scope="module")
-def traffic(golden, tmp_path_factory) -> Traffic:
+def traffic(goldens, tmp_path_factory) -> Traffic:
     """One run of requests through nginx (in Asia/Seoul: its lines say +0900)."""
     root = tmp_path_factory.mktemp("nginx-traffic")
-    config = control.up(root / "sb", control.Options(template=golden, latency_scale=0.02))
+    config = control.up(root / "sb", control.Options(template=goldens(), latency_scale=0.02))
     ngx = start(root / "nginx", replica_address(config), "Asia/Seoul", root / "sb")
     began = datetime.now(UTC)
     t0 = time.monotonic()
