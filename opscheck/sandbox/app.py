@@ -117,11 +117,12 @@ class FaultsAndTiming:
         _stats["total_requests"] += 1
         if "slow" in faults:
             await asyncio.sleep(float(s.get("slow_s", 12)))
-        if float(s.get("fixed_delay_ms", 0)) > 0:  # every answer takes exactly this long
-            await asyncio.sleep(float(s["fixed_delay_ms"]) / 1000.0)
+        fixed_s = float(s.get("fixed_delay_ms", 0)) / 1000.0
 
         async def timed(message) -> None:
             if message["type"] == "http.response.start":
+                if fixed_s > 0:  # every answer starts exactly this long after its request
+                    await asyncio.sleep(max(0.0, start + fixed_s - time.perf_counter()))
                 took = f"{time.perf_counter() - start:.4f}".encode()
                 message = {
                     **message,
