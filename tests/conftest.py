@@ -109,9 +109,9 @@ def _clock_hour() -> str:
 
 
 def in_one_clock_hour(runs: Callable[[], T]) -> T:
-    """`runs()`, done again once if the UTC clock hour turned while it ran: the log
-    checks' windows are the clock hours of now, so runs compared across an hour's turn
-    count different hours (a CI run at 03:00 failed so)."""
+    """`runs()`, done again once if the clock hour (`_clock_hour`) turned while it ran:
+    the log checks' windows are the clock hours of now, so runs compared across an hour's
+    turn count different hours (a CI run at 03:00 failed so)."""
     for _ in range(2):
         hour = _clock_hour()
         result = runs()
