@@ -11,12 +11,10 @@ import pytest
 import redis
 
 from opscheck.probes.cache import connect, glob_regex, survey
+from tests.test_fault_matrix import WEEKLY_BUT_LOAD
 
 CACHE_IDS = {"cache_ttl_policy", "cache_hit_ratio", "cache_idle_keys", "redis_requires_auth"}
 CHECKS = "checks/weekly/test_cache.py"
-# The whole weekly run but its load test: the load test never asks Redis, and these
-# sandboxes' web replica is down, so it would only wait out its 60 s of failed requests
-WEEKLY_BUT_LOAD = "weekly and not load"
 
 
 @pytest.fixture
@@ -163,6 +161,7 @@ def test_requires_auth_red_without_password(cache_sandbox, run_checks):
 def test_every_cache_check_fails_fast_when_redis_is_down(cache_sandbox, run_checks):
     sb = cache_sandbox("redis-down")
     start = time.monotonic()
+    # the load test never asks Redis; with the web replica down it only waits out 60 s
     run = run_checks(sb.config, "-m", WEEKLY_BUT_LOAD)
     assert time.monotonic() - start < 120
     assert outcomes(run) == dict.fromkeys(CACHE_IDS, "failed")
